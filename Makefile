@@ -1,0 +1,44 @@
+# hf_finetune: `make demo` and `make test` work on a fresh machine; each installs what it needs.
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip install -q -c constraints.txt
+STAMP := $(VENV)/.installed
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+ACCELERATE_CONFIG ?= accelerate_configs/cpu.yaml
+ARGS ?=
+# The demo and the tests never need the Hub.
+OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+
+.PHONY: setup system-deps demo test test-fast lint clean
+
+setup: system-deps $(STAMP)
+
+# Real labelled text ships in Debian's `fortunes` package.
+system-deps:
+	@test -d /usr/share/games/fortunes || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q fortunes; }
+
+# torch first, pinned, so no dependency resolves it to a CUDA build (see constraints.txt).
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) --upgrade pip
+	$(PIP) torch==2.13.0
+	$(PIP) -e ".[dev]"
+	touch $(STAMP)
+
+demo: setup
+	$(OFFLINE) $(VENV)/bin/accelerate launch --config_file $(ACCELERATE_CONFIG) \
+		tasks/text_classification.py --config fortunes_topics --overwrite_output_dir $(ARGS)
+
+test: setup
+	$(OFFLINE) $(PY) -m pytest $(ARGS)
+
+test-fast: setup
+	$(OFFLINE) $(PY) -m pytest -m "not slow" $(ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check hf_finetune tasks tests
+	$(VENV)/bin/ruff format --check hf_finetune tasks tests
+
+clean:
+	rm -rf outputs build *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,33 @@
+"""hf_finetune: fine-tune Hugging Face checkpoints with the right transfer strategy in one command.
+
+From a notebook:
+
+    import hf_finetune
+    result = hf_finetune.train("fortunes_topics", num_train_epochs=1)
+    result.metrics["test"]["accuracy"]
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+
+def train(config=None, **overrides):
+    """Run one fine-tuning job and return its `RunResult` (output_dir, metrics, majority_baseline).
+
+    `config` is a recipe name, a YAML path, a flat dict of recipe keys, or None; keyword
+    arguments override it exactly as `--key value` does on the command line.
+    """
+    from pathlib import Path
+
+    from .config import config_from_dict, load_recipe, resolve_recipe_path
+    from .training import run
+
+    recipe_path = None
+    if isinstance(config, (str, Path)):
+        recipe_path = resolve_recipe_path(str(config))
+        values = load_recipe(recipe_path)
+    else:
+        values = dict(config or {})
+    values.update(overrides)
+    return run(config_from_dict(values, recipe=str(recipe_path) if recipe_path else None))

@@ -1,0 +1,161 @@
+"""`hf-finetune`: train, evaluate, predict, and list what the suite offers.
+
+Config fields are `--snake_case` (hyphens accepted too); command-only flags use
+hyphens. Bad input ends with one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from .errors import EXIT_OK, UserError
+
+COMMANDS = {
+    "train": "fine-tune a checkpoint: hf-finetune train --config RECIPE [--key value ...]",
+    "evaluate": "score a trained model on a labelled file",
+    "predict": "label texts from a file or the command line (CSV or JSONL out)",
+    "recipes": "list the shipped recipes",
+    "strategies": "list the transfer strategies",
+    "tasks": "list the tasks",
+}
+
+
+def train_main(argv: list[str], task: str | None = None, prog: str = "hf-finetune train") -> int:
+    from .config import parse_config
+    from .training import run
+
+    if any(a in ("-h", "--help") for a in argv):
+        from .config import ConfigParser
+
+        ConfigParser(prog=prog).print_help()
+        return EXIT_OK
+    run(parse_config(argv, task=task, prog=prog))
+    return EXIT_OK
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise UserError(f"{message}. Run `{self.prog} --help` for usage")
+
+
+def _inference_parser(command: str) -> argparse.ArgumentParser:
+    parser = _Parser(prog=f"hf-finetune {command}", description=COMMANDS[command])
+    parser.add_argument("--model", required=True, help="Folder of a trained model (the run's output_dir).")
+    parser.add_argument("--text_column", "--text-column", default="text", help="Column with the input text.")
+    parser.add_argument("--text_pair_column", "--text-pair-column", help="Second text column for pair inputs.")
+    return parser
+
+
+def evaluate_main(argv: list[str]) -> int:
+    from .inference import evaluate_file
+    from .outputs import write_json
+
+    parser = _inference_parser("evaluate")
+    parser.add_argument("--data", required=True, help="Labelled file: .csv, .tsv, .json, .jsonl or .parquet.")
+    parser.add_argument("--label_column", "--label-column", default="label", help="Column with the gold label.")
+    parser.add_argument("--output", help="Also write the metrics to this JSON file.")
+    args = parser.parse_args(argv)
+    result = evaluate_file(args.model, args.data, args.text_column, args.label_column, args.text_pair_column)
+    print(f"{result['examples']} examples: accuracy {result['accuracy']:.4f}, macro F1 {result['macro_f1']:.4f}")
+    for name, scores in result["per_class"].items():
+        print(f"  {name:<20} precision {scores['precision']:.3f}  recall {scores['recall']:.3f}  n={scores['support']}")
+    if args.output:
+        from pathlib import Path
+
+        write_json(Path(args.output), result)
+    return EXIT_OK
+
+
+def predict_main(argv: list[str]) -> int:
+    from .inference import load_pipeline, predict_texts, read_inputs, write_predictions
+
+    parser = _inference_parser("predict")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--input", help="File of texts: .csv, .tsv, .json, .jsonl or .parquet.")
+    source.add_argument("--text", action="append", help="A text to label (repeatable).")
+    parser.add_argument("--output", help="Write predictions here (.csv or .jsonl). Default: JSONL on stdout.")
+    parser.add_argument("--batch_size", "--batch-size", type=int, default=32)
+    args = parser.parse_args(argv)
+    if args.output and not args.output.endswith((".csv", ".jsonl")):
+        raise UserError(f"--output must end in .csv or .jsonl, got {args.output}")
+    if args.input:
+        texts, pairs, _ = read_inputs(args.input, args.text_column, args.text_pair_column)
+    else:
+        texts, pairs = args.text, None
+    classifier = load_pipeline(args.model, batch_size=args.batch_size)
+    predictions = predict_texts(classifier, texts, pairs)
+    rows = [{"text": t, **({"text_pair": pairs[i]} if pairs else {}), **p} for i, (t, p) in enumerate(zip(texts, predictions))]
+    write_predictions(rows, args.output)
+    if args.output:
+        print(f"wrote {len(rows)} predictions to {args.output}", file=sys.stderr)
+    return EXIT_OK
+
+
+def listing_main(command: str) -> int:
+    if command == "recipes":
+        from .config import list_recipes
+
+        for name, path in list_recipes().items():
+            first = next((line[1:].strip() for line in path.read_text().splitlines() if line.startswith("#")), "")
+            print(f"{name:<20} {first}")
+    else:
+        from .strategies import STRATEGIES
+        from .tasks import TASKS
+
+        registry = STRATEGIES if command == "strategies" else TASKS
+        for name, cls in registry.all().items():
+            print(f"{name:<20} {cls.summary}")
+    return EXIT_OK
+
+
+def usage() -> str:
+    lines = ["usage: hf-finetune COMMAND [options]", "", "commands:"]
+    lines += [f"  {name:<12} {text}" for name, text in COMMANDS.items()]
+    lines += ["", "Run `hf-finetune COMMAND --help` for a command's options."]
+    return "\n".join(lines)
+
+
+def dispatch(argv: list[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
+        return EXIT_OK if argv else 2
+    command, rest = argv[0], argv[1:]
+    if command == "train":
+        return train_main(rest)
+    if command == "evaluate":
+        return evaluate_main(rest)
+    if command == "predict":
+        return predict_main(rest)
+    if command in ("recipes", "strategies", "tasks"):
+        return listing_main(command)
+    raise UserError(f"unknown command '{command}'; commands: {', '.join(COMMANDS)}")
+
+
+def run_guarded(fn, *args) -> int:
+    """Turn UserError into one line on stderr and exit code 2, everything else stays a traceback."""
+    try:
+        return fn(*args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # silence fork warnings from the Rust tokenizer
+    return run_guarded(dispatch, sys.argv[1:] if argv is None else argv)
+
+
+def task_entry_point(task: str, argv: list[str] | None = None) -> int:
+    """What `tasks/<task>.py` runs: `train` with the task fixed."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    prog = f"tasks/{task}.py"
+    return run_guarded(train_main, sys.argv[1:] if argv is None else argv, task, prog)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

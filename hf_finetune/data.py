@@ -1,0 +1,275 @@
+"""Load labelled data from files, folders, the Hub or a package, and check it before training.
+
+Every check here runs before a model is loaded or an output folder is created: a
+wrong column name or a one-class label column must cost seconds, not a crashed run
+at 90%. Errors name what is wrong and what to change.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import DataArguments
+from .errors import UserError, first_line
+from .local_assets import is_packaged, load_packaged_dataset
+
+logger = logging.getLogger(__name__)
+
+# file suffix -> (datasets builder, extra builder kwargs)
+FILE_FORMATS = {
+    ".csv": ("csv", {}),
+    ".tsv": ("csv", {"sep": "\t"}),
+    ".json": ("json", {}),
+    ".jsonl": ("json", {}),
+    ".parquet": ("parquet", {}),
+}
+VALIDATION_SPLIT_NAMES = ("validation", "valid", "dev", "val")
+# Hub test splits without public labels (GLUE) carry -1 in every row.
+UNLABELLED = -1
+
+
+@dataclass
+class LabelledData:
+    """Validated splits with integer labels in `label_column`, plus the label names in id order."""
+
+    splits: dict  # split name ("train", "validation", optional "test") -> datasets.Dataset
+    label_names: list[str]
+    source: str
+
+    @property
+    def id2label(self) -> dict[int, str]:
+        return dict(enumerate(self.label_names))
+
+    @property
+    def label2id(self) -> dict[str, int]:
+        return {name: i for i, name in enumerate(self.label_names)}
+
+
+@contextmanager
+def datasets_errors_silenced():
+    """datasets logs its own error line before raising; we report the error once, as one line."""
+    from datasets.utils import logging as datasets_logging
+
+    level = datasets_logging.get_verbosity()
+    datasets_logging.set_verbosity(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        datasets_logging.set_verbosity(level)
+
+
+def read_data_file(path: str | os.PathLike, split: str = "train"):
+    """One local data file as a `datasets.Dataset`, with format and readability checks."""
+    from datasets import load_dataset
+
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise UserError(f"data file {path} does not exist")
+    if path.is_dir():
+        raise UserError(f"{path} is a folder; pass it as --dataset_name, or pass one file as --train_file")
+    suffix = path.suffix.lower()
+    if suffix not in FILE_FORMATS:
+        raise UserError(f"cannot read {path}: unsupported file type '{suffix}'; use one of {', '.join(FILE_FORMATS)}")
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(1 << 16)
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror or first_line(exc)}") from None
+    if not head.strip():
+        raise UserError(f"data file {path} is empty")
+    if suffix != ".parquet":
+        try:
+            head.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            if len(head) - exc.start > 4:  # not just a multi-byte character cut at the 64 KiB boundary
+                raise UserError(f"{path} is not UTF-8 text (bad byte at offset {exc.start}); re-save it as UTF-8") from None
+    builder, kwargs = FILE_FORMATS[suffix]
+    try:
+        with datasets_errors_silenced():
+            dataset = load_dataset(builder, data_files={split: str(path)}, split=split, **kwargs)
+    except Exception as exc:  # pyarrow/pandas parse errors come in many types; all mean "bad file"
+        cause = exc.__cause__ or exc
+        raise UserError(f"cannot parse {path} as {suffix[1:]}: {first_line(cause)}") from None
+    if len(dataset) == 0:
+        raise UserError(f"data file {path} has no rows")
+    return dataset
+
+
+def load_raw_splits(args: DataArguments) -> tuple[dict, str]:
+    """All available splits, before column checks: (split name -> Dataset, description of the source)."""
+    if args.train_file:
+        splits = {args.train_split: read_data_file(args.train_file)}
+        for name, path in (("validation", args.validation_file), ("test", args.test_file)):
+            if path:
+                splits[name] = read_data_file(path, split=name)
+        return splits, args.train_file
+    name = args.dataset_name
+    if is_packaged(name):
+        return dict(load_packaged_dataset(name)), name
+    return dict(_load_dataset_folder_or_hub(name, args.dataset_config_name)), name
+
+
+def _load_dataset_folder_or_hub(name: str, config_name: str | None):
+    """A local folder and a Hub id go through the same `load_dataset` call; `save_to_disk` folders too."""
+    from datasets import Dataset, DatasetDict, load_dataset, load_from_disk
+
+    path = Path(name).expanduser()
+    if path.is_dir() and ((path / "dataset_dict.json").exists() or (path / "state.json").exists()):
+        loaded = load_from_disk(str(path))
+        return loaded if isinstance(loaded, DatasetDict) else DatasetDict({"train": loaded})
+    if not path.exists() and (name.startswith((".", "/", "~")) or name.count("/") > 1):
+        raise UserError(f"dataset folder {name} does not exist")
+    if path.is_file():
+        raise UserError(f"{name} is a file; pass it as --train_file")
+    try:
+        loaded = load_dataset(name, config_name)
+    except Exception as exc:  # offline, unknown id, missing config: all fixable by the user
+        hint = "check the id and config name" if not path.exists() else "the folder holds no readable data files"
+        raise UserError(f"cannot load dataset '{name}' ({hint}): {first_line(exc)}") from None
+    if isinstance(loaded, Dataset):
+        loaded = DatasetDict({"train": loaded})
+    return loaded
+
+
+def require_columns(dataset, columns: list[tuple[str, str]], split: str, source: str) -> None:
+    for option, column in columns:
+        if column not in dataset.column_names:
+            raise UserError(
+                f"column '{column}' not found in {split} split of {source}; available columns: "
+                f"{', '.join(dataset.column_names)}. Set --{option} to one of them"
+            )
+
+
+def _check_no_missing(dataset, column: str, split: str, kind: str) -> None:
+    bad = [i for i, v in enumerate(dataset[column]) if v is None or (isinstance(v, str) and not v.strip())]
+    if bad:
+        rows = ", ".join(str(i) for i in bad[:5]) + (" ..." if len(bad) > 5 else "")
+        raise UserError(
+            f"{len(bad)} row(s) of the {split} split have an empty {kind} in column '{column}' (rows {rows}); "
+            "remove or fill them"
+        )
+
+
+def _label_names(train, label_column: str) -> list[str]:
+    from datasets import ClassLabel
+
+    feature = train.features[label_column]
+    if isinstance(feature, ClassLabel):
+        return list(feature.names)
+    values = set(train[label_column])
+    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+    return [str(v) for v in sorted(values, key=(float if numeric else str))]
+
+
+def _encode_labels(dataset, label_column: str, label_names: list[str], split: str):
+    """Labels as ClassLabel ids in the train label order; unseen labels are an error."""
+    from datasets import ClassLabel
+
+    feature = dataset.features[label_column]
+    target = ClassLabel(names=label_names)
+    if isinstance(feature, ClassLabel):
+        if list(feature.names) != label_names:
+            mapping = {i: label_names.index(n) if n in label_names else None for i, n in enumerate(feature.names)}
+            unseen = sorted({feature.names[v] for v in dataset[label_column] if v >= 0 and mapping[v] is None})
+            if unseen:
+                raise UserError(f"labels in {split} not seen in train: {', '.join(unseen)}")
+            dataset = dataset.map(lambda b: {label_column: [mapping[v] for v in b[label_column]]}, batched=True)
+        return dataset.cast_column(label_column, target)
+    label2id = {n: i for i, n in enumerate(label_names)}
+    as_text = [str(v) for v in dataset[label_column]]
+    unseen = sorted(set(as_text) - set(label2id))
+    if unseen:
+        raise UserError(
+            f"labels in {split} not seen in train: {', '.join(unseen[:10])}; the model can only predict the "
+            f"train labels ({', '.join(label_names[:10])})"
+        )
+    dataset = dataset.remove_columns(label_column).add_column(label_column, [label2id[v] for v in as_text])
+    return dataset.cast_column(label_column, target)
+
+
+def _seeded_subset(dataset, n: int | None, seed: int):
+    if n is None or n >= len(dataset):
+        return dataset
+    if n < 1:
+        raise UserError(f"max_train_samples/max_eval_samples must be at least 1, got {n}")
+    return dataset.shuffle(seed=seed).select(range(n))
+
+
+def _is_unlabelled(dataset, label_column: str) -> bool:
+    return all(v == UNLABELLED for v in dataset[label_column])
+
+
+def load_labelled_data(args: DataArguments, seed: int) -> LabelledData:
+    """Splits with checked columns and integer labels; a stratified validation split if none exists."""
+    raw, source = load_raw_splits(args)
+    if args.train_split not in raw:
+        raise UserError(
+            f"no '{args.train_split}' split in {source}; splits: {', '.join(raw)}. Set --train_split to one of them"
+        )
+    validation_name = args.validation_split or next((n for n in VALIDATION_SPLIT_NAMES if n in raw), None)
+    if args.validation_split and args.validation_split not in raw:
+        raise UserError(f"no '{args.validation_split}' split in {source}; splits: {', '.join(raw)}")
+    test_name = args.test_split or ("test" if "test" in raw else None)
+    if args.test_split and args.test_split not in raw:
+        raise UserError(f"no '{args.test_split}' split in {source}; splits: {', '.join(raw)}")
+
+    columns = [("text_column", args.text_column), ("label_column", args.label_column)]
+    if args.text_pair_column:
+        columns.append(("text_pair_column", args.text_pair_column))
+    chosen = {"train": raw[args.train_split]}
+    if validation_name:
+        chosen["validation"] = raw[validation_name]
+    if test_name:
+        chosen["test"] = raw[test_name]
+    for split, dataset in chosen.items():
+        require_columns(dataset, columns, split, source)
+    if test_name and _is_unlabelled(chosen["test"], args.label_column):
+        logger.info("test split '%s' of %s has no labels (all -1): skipping final test evaluation", test_name, source)
+        del chosen["test"]
+
+    keep = [c for _, c in columns]
+    for split, dataset in list(chosen.items()):
+        dataset = dataset.remove_columns([c for c in dataset.column_names if c not in keep])
+        for _, column in columns[:1] + columns[2:]:
+            _check_no_missing(dataset, column, split, "text")
+        _check_no_missing(dataset, args.label_column, split, "label")
+        chosen[split] = dataset
+
+    label_names = _label_names(chosen["train"], args.label_column)
+    if len(label_names) < 2:
+        raise UserError(
+            f"label column '{args.label_column}' has only one class ({label_names[0] if label_names else 'none'}) in "
+            "the training data; classification needs at least two"
+        )
+    for split in list(chosen):
+        chosen[split] = _encode_labels(chosen[split], args.label_column, label_names, split)
+
+    if "validation" not in chosen:
+        chosen["train"], chosen["validation"] = _stratified_split(chosen["train"], args, seed)
+    chosen["train"] = _seeded_subset(chosen["train"], args.max_train_samples, seed)
+    for split in ("validation", "test"):
+        if split in chosen:
+            chosen[split] = _seeded_subset(chosen[split], args.max_eval_samples, seed)
+    return LabelledData(splits=chosen, label_names=label_names, source=source)
+
+
+def _stratified_split(train, args: DataArguments, seed: int):
+    """Hold out `validation_size` of train, stratified by label so rare classes appear in both parts."""
+    n_classes = len(train.features[args.label_column].names)
+    n_val = round(len(train) * args.validation_size)
+    if n_val < 1 or len(train) - n_val < 1:
+        raise UserError(f"{len(train)} training rows are too few to hold out a validation split; add rows or a validation file")
+    try:
+        parts = train.train_test_split(test_size=args.validation_size, seed=seed, stratify_by_column=args.label_column)
+    except ValueError as exc:  # a class with a single row, or fewer validation rows than classes
+        logger.warning("stratified validation split impossible (%s); using a random split", first_line(exc))
+        parts = train.train_test_split(test_size=args.validation_size, seed=seed)
+    logger.info(
+        "no validation split: held out %d of %d training rows (%d classes), stratified, seed %d",
+        len(parts["test"]), len(train), n_classes, seed,
+    )
+    return parts["train"], parts["test"]

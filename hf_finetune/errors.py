@@ -1,0 +1,27 @@
+"""The one error type users see.
+
+Anything the user can fix (a path, a column name, a recipe key) raises `UserError`.
+The CLI prints it as a single line and exits with code 2, with no traceback, so a
+typo costs seconds rather than a scroll through a stack dump. Bugs in the suite
+stay ordinary exceptions with full tracebacks.
+"""
+
+EXIT_OK = 0
+EXIT_BAD_INPUT = 2
+EXIT_DIVERGED = 3
+
+
+class UserError(Exception):
+    """Bad input: printed as one line, exit code 2."""
+
+    exit_code = EXIT_BAD_INPUT
+
+    def __init__(self, message: str):
+        # Keep it on one line even when a library message we wrap spans several.
+        super().__init__(" ".join(str(message).split()))
+
+
+def first_line(exc: BaseException) -> str:
+    """The informative part of a library exception, for wrapping in a UserError."""
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:300]

@@ -1,0 +1,120 @@
+"""Load a checkpoint, give it a head sized to the labels, and say what was newly initialised.
+
+A local folder and a Hub id go through the same `from_pretrained` call; the checks
+in front of it turn the usual failure modes (a typo in a path, a folder without
+weights, pickle-only weights, a head of the wrong size) into one-line errors.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from .config import ModelArguments
+from .errors import UserError, first_line
+from .local_assets import is_packaged, resolve_packaged_model
+
+logger = logging.getLogger(__name__)
+
+SAFE_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
+PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json")
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "spiece.model", "vocab.json")
+
+
+def resolve_checkpoint(name: str) -> str:
+    """Turn `packaged:NAME` into a folder and check local folders; Hub ids pass through."""
+    if is_packaged(name):
+        return resolve_packaged_model(name)
+    path = Path(name).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise UserError(f"checkpoint {name} is a file; pass the folder that holds config.json and the weights")
+        return str(path)
+    if name.startswith((".", "/", "~")) or name.count("/") > 1 or name.endswith("/"):
+        raise UserError(f"checkpoint folder {name} does not exist; pass an existing folder or a Hub model id")
+    return name  # a Hub id such as `bert-base-uncased` or `org/name`
+
+
+def check_checkpoint_folder(folder: str, allow_pickle: bool) -> None:
+    path = Path(folder)
+    if not path.is_dir():
+        return  # a Hub id: transformers does the checking
+    if not (path / "config.json").exists():
+        raise UserError(f"{folder} has no config.json: it is not a transformers checkpoint folder")
+    if any((path / f).exists() for f in SAFE_WEIGHTS):
+        return
+    if any((path / f).exists() for f in PICKLE_WEIGHTS):
+        if not allow_pickle:
+            raise UserError(
+                f"{folder} holds only pickle weights (pytorch_model.bin), which can run code when loaded; "
+                "convert them to safetensors or pass --allow_pickle if you trust the source"
+            )
+        return
+    if any(path.glob("adapter_model.safetensors")):
+        return  # a PEFT adapter folder; the strategy layer loads it
+    raise UserError(f"{folder} has no model weights (model.safetensors); was the run finished?")
+
+
+def check_model_inputs(args: ModelArguments) -> None:
+    """The cheap checks (paths, weights, tokenizer files), run before any data is loaded."""
+    checkpoint = resolve_checkpoint(args.model_name_or_path)
+    check_checkpoint_folder(checkpoint, args.allow_pickle)
+    tokenizer = resolve_checkpoint(args.tokenizer_name or args.model_name_or_path)
+    check_tokenizer_folder(tokenizer)
+
+
+def check_tokenizer_folder(name: str) -> None:
+    folder = Path(name)
+    if folder.is_dir() and not any((folder / f).exists() for f in TOKENIZER_FILES):
+        raise UserError(f"no tokenizer files in {name}; pass --tokenizer_name with a tokenizer id or folder")
+
+
+def load_tokenizer(args: ModelArguments):
+    from transformers import AutoTokenizer
+
+    name = resolve_checkpoint(args.tokenizer_name or args.model_name_or_path)
+    check_tokenizer_folder(name)
+    try:
+        return AutoTokenizer.from_pretrained(name, revision=args.revision, trust_remote_code=args.trust_remote_code)
+    except Exception as exc:
+        raise UserError(f"cannot load the tokenizer of '{name}': {first_line(exc)}") from None
+
+
+def load_classifier(auto_class, args: ModelArguments, label_names: list[str], **config_kwargs):
+    """`auto_class.from_pretrained` with the head sized to `label_names`; logs newly initialised weights."""
+    checkpoint = resolve_checkpoint(args.model_name_or_path)
+    check_checkpoint_folder(checkpoint, args.allow_pickle)
+    id2label = dict(enumerate(label_names))
+    try:
+        model, info = auto_class.from_pretrained(
+            checkpoint,
+            num_labels=len(label_names),
+            id2label=id2label,
+            label2id={v: k for k, v in id2label.items()},
+            revision=args.revision,
+            trust_remote_code=args.trust_remote_code,
+            ignore_mismatched_sizes=args.ignore_mismatched_sizes,
+            use_safetensors=None if args.allow_pickle else True,
+            output_loading_info=True,
+            **config_kwargs,
+        )
+    except RuntimeError as exc:
+        if "ignore_mismatched_sizes" in str(exc):
+            raise UserError(
+                f"{checkpoint} already has a classification head of a different size than the {len(label_names)} "
+                "labels; pass --ignore_mismatched_sizes to replace it with a new head"
+            ) from None
+        raise
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot load checkpoint '{checkpoint}': {first_line(exc)}") from None
+    new = sorted(info.get("missing_keys", [])) + sorted(k for k, *_ in info.get("mismatched_keys", []))
+    if new:
+        logger.info("newly initialised (trained from scratch): %s", ", ".join(new))
+    return model, new
+
+
+def parameter_counts(model) -> tuple[int, int]:
+    """(trainable, total) parameter counts."""
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return trainable, total

@@ -1,0 +1,50 @@
+"""The output folder: what a finished run leaves, and how a finished run is recognised.
+
+A run writes `run_complete.json` last. A folder without it is an unfinished run and
+is never mistaken for a model; a folder with it is never overwritten unless the
+user asks (`--overwrite_output_dir`).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from .errors import UserError
+
+COMPLETE_MARKER = "run_complete.json"
+RUN_CONFIG = "run_config.yaml"
+METRICS = "metrics.json"
+MISCLASSIFIED = "misclassified.jsonl"
+
+
+def is_finished(folder: Path) -> bool:
+    return (folder / COMPLETE_MARKER).is_file()
+
+
+def check_output_dir(folder: Path, overwrite: bool) -> None:
+    """Refuse, before any work, to clobber a finished run or to write into a file."""
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"output_dir {folder} is a file; choose a folder path")
+    if is_finished(folder) and not overwrite:
+        raise UserError(
+            f"{folder} already holds a finished run; pass --overwrite_output_dir to replace it or choose "
+            "another --output_dir"
+        )
+
+
+def prepare_output_dir(folder: Path, overwrite: bool) -> None:
+    """Called once every input check has passed: clear a finished run being replaced, then create."""
+    if overwrite and is_finished(folder):
+        # Only a folder we wrote (it has our marker) is removed: never an arbitrary user folder.
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+
+
+def write_json(path: Path, data) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+
+
+def mark_complete(folder: Path, summary: dict) -> None:
+    write_json(folder / COMPLETE_MARKER, summary)

@@ -1,0 +1,211 @@
+"""One fine-tuning run, from a resolved config to a finished output folder.
+
+The order matters: every input is checked (data, columns, labels, checkpoint,
+strategy) before the output folder is touched, so bad input never leaves a
+half-written folder; the completion marker is written last, so an interrupted run
+is never mistaken for a finished model. The training loop itself is
+`transformers.Trainer`; this module only assembles it and reports on it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .config import RunConfig, write_run_config
+from .metrics import majority_baseline, per_class_report, softmax
+from .model_card import build_model_card
+from .modeling import check_model_inputs, parameter_counts
+from .outputs import (
+    METRICS,
+    MISCLASSIFIED,
+    RUN_CONFIG,
+    check_output_dir,
+    mark_complete,
+    prepare_output_dir,
+    write_json,
+)
+from .plots import save_confusion_matrix_png, save_loss_curves_png
+from .strategies import STRATEGIES
+from .tasks import TASKS
+
+logger = logging.getLogger("hf_finetune")
+
+
+@dataclass
+class RunResult:
+    output_dir: Path
+    metrics: dict  # split -> metric name -> value
+    majority_baseline: float
+
+
+class StderrHandler(logging.StreamHandler):
+    """Writes to whatever `sys.stderr` is at emit time (notebooks and pytest swap it)."""
+
+    def emit(self, record):
+        self.stream = sys.stderr
+        super().emit(record)
+
+
+def setup_logging(is_main: bool) -> None:
+    """Our messages on the main process only, one format; library chatter at warning level."""
+    import datasets
+    import transformers
+
+    if not logger.handlers:
+        handler = StderrHandler()
+        handler.setFormatter(logging.Formatter("[hf_finetune] %(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
+    logger.setLevel(logging.INFO if is_main else logging.WARNING)
+    # torch warns on every DataLoader when pin_memory (right on GPUs) meets a CPU-only machine.
+    warnings.filterwarnings("ignore", message=".*pin_memory.*no accelerator.*")
+    transformers.utils.logging.set_verbosity_warning()
+    datasets.utils.logging.set_verbosity_warning()
+
+
+def log_trainable_parameters(model) -> tuple[int, int]:
+    trainable, total = parameter_counts(model)
+    logger.info("trainable parameters: %s of %s (%.1f%%)", f"{trainable:,}", f"{total:,}", 100 * trainable / total)
+    return trainable, total
+
+
+def run(cfg: RunConfig) -> RunResult:
+    from accelerate import PartialState
+    from transformers import EarlyStoppingCallback, Trainer, set_seed
+
+    state = PartialState()
+    setup_logging(state.is_main_process)
+    out = Path(cfg.training.output_dir)
+    check_output_dir(out, cfg.run.overwrite_output_dir)
+    set_seed(cfg.training.seed)
+
+    task = TASKS.get(cfg.run.task)(cfg)
+    strategies = [STRATEGIES.get(name)(cfg) for name in cfg.strategy.strategy_names]
+    check_model_inputs(cfg.model)
+    data = task.load_data()
+    sizes = {split: len(ds) for split, ds in data.splits.items()}
+    logger.info("data %s: %s; %d labels: %s", data.source, sizes, len(data.label_names), ", ".join(data.label_names))
+    processor = task.load_processor()
+    model, _ = task.load_model(data.label_names)
+    for strategy in strategies:
+        model = strategy.prepare_model(model)
+    encoded = task.encode(data, processor)
+
+    if state.is_main_process:
+        prepare_output_dir(out, cfg.run.overwrite_output_dir)
+        write_run_config(cfg, out / RUN_CONFIG)
+    state.wait_for_everyone()
+
+    callbacks = [cb for s in strategies for cb in s.callbacks()]
+    if cfg.run.early_stopping_patience:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.run.early_stopping_patience))
+    trainer = Trainer(
+        model=model,
+        args=cfg.training,
+        data_collator=task.data_collator(processor),
+        train_dataset=encoded["train"],
+        eval_dataset=encoded["validation"],
+        processing_class=processor,
+        compute_metrics=task.compute_metrics(),
+        callbacks=callbacks,
+    )
+    args = cfg.training
+    # Effective batch = per-device batch x processes x accumulation steps: what the LR was tuned for.
+    logger.info(
+        "strategy %s; effective batch %d = %d per device x %d process(es) x %d accumulation step(s)",
+        "+".join(cfg.strategy.strategy_names),
+        args.per_device_train_batch_size * args.world_size * args.gradient_accumulation_steps,
+        args.per_device_train_batch_size, args.world_size, args.gradient_accumulation_steps,
+    )
+    parameters = log_trainable_parameters(model)
+
+    started = time.time()
+    train_output = trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
+    train_runtime = time.time() - started
+    trainer.save_model(str(out))
+
+    metrics, reports = {}, {}
+    for split in ("validation", "test"):
+        if split not in encoded:
+            continue
+        prediction = trainer.predict(encoded[split], metric_key_prefix=split)
+        metrics[split] = {
+            k[len(split) + 1 :]: v for k, v in prediction.metrics.items() if not k.endswith(("_runtime", "per_second"))
+        }
+        reports[split] = (prediction, per_class_report(prediction.label_ids, prediction.predictions.argmax(-1), data.label_names))
+    report_split = "test" if "test" in reports else "validation"
+    baseline = majority_baseline(data.splits["train"][cfg.data.label_column], reports[report_split][0].label_ids)
+
+    if trainer.is_world_process_zero():
+        summary = {
+            "label_names": data.label_names,
+            "data_sizes": sizes,
+            "parameters": parameters,
+            "metrics": metrics,
+            "train_runtime": train_runtime,
+            "majority_baseline": baseline,
+        }
+        write_outputs(out, cfg, task, trainer, data, reports, report_split, summary, train_output.metrics)
+    state.wait_for_everyone()
+    print_results(out, metrics, baseline, report_split, task.pipeline_tag, state.is_main_process)
+    return RunResult(output_dir=out, metrics=metrics, majority_baseline=baseline)
+
+
+def write_outputs(out, cfg, task, trainer, data, reports, report_split, summary, train_metrics) -> None:
+    """Everything but the weights (saved by Trainer); the completion marker last."""
+    trainer.save_state()  # trainer_state.json: log history, best checkpoint
+    prediction, report = reports[report_split]
+    write_json(
+        out / METRICS,
+        {
+            **summary,
+            "train": train_metrics,
+            "per_class": {split: r["per_class"] for split, (_, r) in reports.items()},
+            "majority_baseline_split": report_split,
+        },
+    )
+    cm = report["confusion_matrix"]
+    write_json(out / "confusion_matrix.json", {"split": report_split, **cm})
+    save_confusion_matrix_png(cm["labels"], cm["matrix"], out / "confusion_matrix.png", f"{out.name} ({report_split})")
+    save_loss_curves_png(trainer.state.log_history, out / "loss_curves.png")
+    write_misclassified(out / MISCLASSIFIED, task, data.splits[report_split], prediction, data.label_names)
+    build_model_card(cfg, task, summary).save(out / "README.md")
+    mark_complete(out, {"finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "metrics": summary["metrics"]})
+
+
+def write_misclassified(path: Path, task, raw_split, prediction, label_names: list[str]) -> None:
+    """One JSON line per wrong prediction, most confident mistakes first: where to look for label noise."""
+    probabilities = softmax(prediction.predictions)
+    predicted = probabilities.argmax(-1)
+    wrong = np.flatnonzero(predicted != prediction.label_ids)
+    wrong = wrong[np.argsort(-probabilities[wrong, predicted[wrong]])]
+    with open(path, "w", encoding="utf-8") as handle:
+        for i in wrong:
+            row = {
+                **task.describe_example(raw_split[int(i)]),
+                "label": label_names[prediction.label_ids[i]],
+                "predicted": label_names[predicted[i]],
+                "score": round(float(probabilities[i, predicted[i]]), 4),
+            }
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def print_results(out: Path, metrics: dict, baseline: float, baseline_split: str, pipeline_tag: str, is_main: bool):
+    if not is_main:
+        return
+    keys = ["accuracy", "macro_f1", "macro_precision", "macro_recall", "loss"]
+    print()
+    print(f"{'split':<12}" + "".join(f"{k:>17}" for k in keys))
+    for split, values in metrics.items():
+        print(f"{split:<12}" + "".join(f"{values.get(k, float('nan')):>17.4f}" for k in keys))
+    print(f"majority-class baseline accuracy ({baseline_split}): {baseline:.4f}")
+    print(f"model saved to {out}")
+    print(f'load it with: pipeline("{pipeline_tag}", model="{out}")')

@@ -1,0 +1,87 @@
+"""Shared fixtures: real data slices and one real fine-tuned MiniLM per test session.
+
+Tests never reach the Hub (HF_HUB_OFFLINE=1): they use the packaged all-MiniLM-L6-v2
+checkpoint and real text from Debian's `fortunes`, through the same loader as the demo.
+"""
+
+import json
+import os
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+# A small slice keeps the session's one fine-tuning run under a minute on 2 cores.
+N_TRAIN, N_TEST = 480, 200
+
+
+@pytest.fixture(scope="session")
+def minilm_dir() -> str:
+    from hf_finetune.local_assets import resolve_packaged_model
+
+    return resolve_packaged_model("packaged:all-MiniLM-L6-v2")
+
+
+@pytest.fixture(scope="session")
+def fortunes():
+    from hf_finetune.local_assets import fortunes_topics
+
+    return fortunes_topics()
+
+
+@pytest.fixture(scope="session")
+def fortunes_csv(tmp_path_factory, fortunes) -> dict:
+    """Real fortunes as a user's CSV files with their own column names (`review`, `topic`)."""
+    folder = tmp_path_factory.mktemp("fortunes_csv")
+    names = fortunes["train"].features["label"].names
+    paths = {}
+    for split, n in (("train", N_TRAIN), ("test", N_TEST)):
+        rows = fortunes[split].select(range(n))
+        frame = rows.to_pandas().rename(columns={"text": "review"})
+        frame["topic"] = [names[i] for i in frame.pop("label")]
+        paths[split] = folder / f"{split}.csv"
+        frame.to_csv(paths[split], index=False)
+    return paths
+
+
+def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
+    from hf_finetune.cli import main
+
+    code = main(argv)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory, fortunes_csv) -> Path:
+    """One real fine-tuning run through the CLI, shared by the end-to-end tests."""
+    from hf_finetune.cli import main
+
+    out = tmp_path_factory.mktemp("run") / "model"
+    code = main(
+        [
+            "train",
+            "--config", "fortunes_topics",
+            "--train_file", str(fortunes_csv["train"]),
+            "--test_file", str(fortunes_csv["test"]),
+            "--text_column", "review",
+            "--label_column", "topic",
+            "--num_train_epochs", "3",
+            "--learning_rate", "1e-4",
+            "--per_device_train_batch_size", "16",
+            "--logging_steps", "5",
+            "--extra_metrics", str(FIXTURES / "error_rate.py"),
+            "--output_dir", str(out),
+        ]
+    )
+    assert code == 0
+    return out
+
+
+def read_json(path: Path):
+    return json.loads(path.read_text(encoding="utf-8"))
