@@ -86,7 +86,10 @@ def predict_main(argv: list[str]) -> int:
         texts, pairs = args.text, None
     classifier = load_pipeline(args.model, batch_size=args.batch_size)
     predictions = predict_texts(classifier, texts, pairs)
-    rows = [{"text": t, **({"text_pair": pairs[i]} if pairs else {}), **p} for i, (t, p) in enumerate(zip(texts, predictions))]
+    rows = [
+        {"text": t, **({"text_pair": pairs[i]} if pairs else {}), **p}
+        for i, (t, p) in enumerate(zip(texts, predictions, strict=True))
+    ]
     write_predictions(rows, args.output)
     if args.output:
         print(f"wrote {len(rows)} predictions to {args.output}", file=sys.stderr)

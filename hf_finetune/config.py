@@ -73,9 +73,7 @@ class ModelArguments:
     )
     ignore_mismatched_sizes: bool = field(
         default=False,
-        metadata={
-            "help": "Replace a checkpoint's existing classification head when its size differs from the labels."
-        },
+        metadata={"help": "Replace a checkpoint's existing classification head when its size differs from the labels."},
     )
     allow_pickle: bool = field(
         default=False,
@@ -305,8 +303,7 @@ def load_recipe(path: Path) -> dict[str, Any]:
     unknown = sorted(set(data) - all_field_names())
     if unknown:
         raise UserError(
-            f"unknown key(s) in recipe {path}: {', '.join(unknown)}. "
-            "`hf-finetune train --help` lists every valid key"
+            f"unknown key(s) in recipe {path}: {', '.join(unknown)}. `hf-finetune train --help` lists every valid key"
         )
     if isinstance(data.get("strategy"), list):
         data["strategy"] = "+".join(data["strategy"])

@@ -86,7 +86,9 @@ def read_data_file(path: str | os.PathLike, split: str = "train"):
             head.decode("utf-8")
         except UnicodeDecodeError as exc:
             if len(head) - exc.start > 4:  # not just a multi-byte character cut at the 64 KiB boundary
-                raise UserError(f"{path} is not UTF-8 text (bad byte at offset {exc.start}); re-save it as UTF-8") from None
+                raise UserError(
+                    f"{path} is not UTF-8 text (bad byte at offset {exc.start}); re-save it as UTF-8"
+                ) from None
     builder, kwargs = FILE_FORMATS[suffix]
     try:
         with datasets_errors_silenced():
@@ -262,7 +264,9 @@ def _stratified_split(train, args: DataArguments, seed: int):
     n_classes = len(train.features[args.label_column].names)
     n_val = round(len(train) * args.validation_size)
     if n_val < 1 or len(train) - n_val < 1:
-        raise UserError(f"{len(train)} training rows are too few to hold out a validation split; add rows or a validation file")
+        raise UserError(
+            f"{len(train)} training rows are too few to hold out a validation split; add rows or a validation file"
+        )
     try:
         parts = train.train_test_split(test_size=args.validation_size, seed=seed, stratify_by_column=args.label_column)
     except ValueError as exc:  # a class with a single row, or fewer validation rows than classes
@@ -270,6 +274,9 @@ def _stratified_split(train, args: DataArguments, seed: int):
         parts = train.train_test_split(test_size=args.validation_size, seed=seed)
     logger.info(
         "no validation split: held out %d of %d training rows (%d classes), stratified, seed %d",
-        len(parts["test"]), len(train), n_classes, seed,
+        len(parts["test"]),
+        len(train),
+        n_classes,
+        seed,
     )
     return parts["train"], parts["test"]

@@ -34,7 +34,7 @@ def predict_texts(classifier, texts: list[str], pairs: list[str] | None = None) 
     """Top label and its probability for each text (or text pair), with a progress bar."""
     from tqdm.auto import tqdm
 
-    inputs = [{"text": t, "text_pair": p} for t, p in zip(texts, pairs)] if pairs else texts
+    inputs = [{"text": t, "text_pair": p} for t, p in zip(texts, pairs, strict=True)] if pairs else texts
     max_length = classifier.tokenizer.model_max_length
     outputs = classifier(inputs, truncation=True, max_length=min(max_length, 512))
     results = []
@@ -44,8 +44,10 @@ def predict_texts(classifier, texts: list[str], pairs: list[str] | None = None) 
     return results
 
 
-def read_inputs(path: str, text_column: str, text_pair_column: str | None) -> tuple[list[str], list[str] | None, object]:
-    from .data import require_columns, read_data_file
+def read_inputs(
+    path: str, text_column: str, text_pair_column: str | None
+) -> tuple[list[str], list[str] | None, object]:
+    from .data import read_data_file, require_columns
 
     dataset = read_data_file(path)
     columns = [("text_column", text_column)] + ([("text_pair_column", text_pair_column)] if text_pair_column else [])

@@ -39,8 +39,7 @@ def load_extra_metrics(names: list[str]) -> list[tuple[str, object]]:
             loaded.append((Path(name).stem if name.endswith(".py") else name.split("/")[-1], evaluate.load(name)))
         except Exception as exc:
             raise UserError(
-                f"cannot load extra metric '{name}': {first_line(exc)}. Offline, pass the path of a local "
-                "metric script"
+                f"cannot load extra metric '{name}': {first_line(exc)}. Offline, pass the path of a local metric script"
             ) from None
     return loaded
 

@@ -45,7 +45,7 @@ def save_loss_curves_png(log_history: list[dict], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     for points, label in ((train, "train loss"), (evals, "validation loss")):
         if points:
-            ax.plot(*zip(*points), marker="o" if label.startswith("val") else None, label=label)
+            ax.plot(*zip(*points, strict=True), marker="o" if label.startswith("val") else None, label=label)
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     ax.legend()

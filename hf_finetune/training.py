@@ -123,7 +123,9 @@ def run(cfg: RunConfig) -> RunResult:
         "strategy %s; effective batch %d = %d per device x %d process(es) x %d accumulation step(s)",
         "+".join(cfg.strategy.strategy_names),
         args.per_device_train_batch_size * args.world_size * args.gradient_accumulation_steps,
-        args.per_device_train_batch_size, args.world_size, args.gradient_accumulation_steps,
+        args.per_device_train_batch_size,
+        args.world_size,
+        args.gradient_accumulation_steps,
     )
     parameters = log_trainable_parameters(model)
 
@@ -131,6 +133,10 @@ def run(cfg: RunConfig) -> RunResult:
     train_output = trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
     train_runtime = time.time() - started
     trainer.save_model(str(out))
+    if trainer.is_world_process_zero():
+        # Trainer pickles TrainingArguments (hub_token included) beside the model; run_config.yaml
+        # replaces it with a readable, secret-free file, so the final folder holds no pickle at all.
+        (out / "training_args.bin").unlink(missing_ok=True)
 
     metrics, reports = {}, {}
     for split in ("validation", "test"):
@@ -140,7 +146,10 @@ def run(cfg: RunConfig) -> RunResult:
         metrics[split] = {
             k[len(split) + 1 :]: v for k, v in prediction.metrics.items() if not k.endswith(("_runtime", "per_second"))
         }
-        reports[split] = (prediction, per_class_report(prediction.label_ids, prediction.predictions.argmax(-1), data.label_names))
+        reports[split] = (
+            prediction,
+            per_class_report(prediction.label_ids, prediction.predictions.argmax(-1), data.label_names),
+        )
     report_split = "test" if "test" in reports else "validation"
     baseline = majority_baseline(data.splits["train"][cfg.data.label_column], reports[report_split][0].label_ids)
 

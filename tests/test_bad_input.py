@@ -23,8 +23,20 @@ def good_csv(tmp_path):
 
 
 def base_argv(train_file, out, *extra):
-    return ["train", "--config", "fortunes_topics", "--train_file", str(train_file), "--text_column", "review",
-            "--label_column", "topic", "--output_dir", str(out), *extra]
+    return [
+        "train",
+        "--config",
+        "fortunes_topics",
+        "--train_file",
+        str(train_file),
+        "--text_column",
+        "review",
+        "--label_column",
+        "topic",
+        "--output_dir",
+        str(out),
+        *extra,
+    ]
 
 
 def write_bytes(tmp_path, name, data: bytes):
@@ -52,11 +64,19 @@ CASES = {
     "missing data file": (lambda t, g, m: base_argv(t / "nope.csv", t / "out"), "does not exist"),
     "empty data file": (lambda t, g, m: base_argv(write_bytes(t, "e.csv", b""), t / "out"), "is empty"),
     "non-UTF-8 data file": (
-        lambda t, g, m: base_argv(write_bytes(t, "l.csv", "review,topic\ncaf\xe9,a\n".encode("latin-1") * 50), t / "out"),
+        lambda t, g, m: base_argv(
+            write_bytes(t, "l.csv", "review,topic\ncaf\xe9,a\n".encode("latin-1") * 50), t / "out"
+        ),
         "not UTF-8",
     ),
-    "unsupported file type": (lambda t, g, m: base_argv(write_bytes(t, "d.xlsx", b"PK\x03\x04"), t / "out"), "unsupported file type"),
-    "corrupt parquet": (lambda t, g, m: base_argv(write_bytes(t, "d.parquet", b"not parquet at all"), t / "out"), "cannot parse"),
+    "unsupported file type": (
+        lambda t, g, m: base_argv(write_bytes(t, "d.xlsx", b"PK\x03\x04"), t / "out"),
+        "unsupported file type",
+    ),
+    "corrupt parquet": (
+        lambda t, g, m: base_argv(write_bytes(t, "d.parquet", b"not parquet at all"), t / "out"),
+        "cannot parse",
+    ),
     "missing text column": (
         lambda t, g, m: base_argv(g, t / "out") + ["--text_column", "body"],
         "column 'body' not found .* available columns: review, topic",
@@ -70,7 +90,11 @@ CASES = {
         "empty text in column 'review'",
     ),
     "unknown recipe key": (
-        lambda t, g, m: ["train", "--config", str(write_bytes(t, "r.yaml", b"model_name_or_path: x\nlerning_rate: 1\n"))],
+        lambda t, g, m: [
+            "train",
+            "--config",
+            str(write_bytes(t, "r.yaml", b"model_name_or_path: x\nlerning_rate: 1\n")),
+        ],
         "unknown key.*lerning_rate",
     ),
     "malformed recipe": (
@@ -88,12 +112,17 @@ CASES = {
         "no model weights",
     ),
     "pickle-only weights": (
-        lambda t, g, m: base_argv(g, t / "out", "--model_name_or_path", str(checkpoint_folder(t, m, weights="pytorch_model.bin"))),
+        lambda t, g, m: base_argv(
+            g, t / "out", "--model_name_or_path", str(checkpoint_folder(t, m, weights="pytorch_model.bin"))
+        ),
         "pickle weights .* --allow_pickle",
     ),
     "unknown strategy": (lambda t, g, m: base_argv(g, t / "out", "--strategy", "magic"), "unknown strategy 'magic'"),
     "batch size 0": (lambda t, g, m: base_argv(g, t / "out", "--per_device_train_batch_size", "0"), "at least 1"),
-    "negative learning rate": (lambda t, g, m: base_argv(g, t / "out", "--learning_rate", "-1"), "must not be negative"),
+    "negative learning rate": (
+        lambda t, g, m: base_argv(g, t / "out", "--learning_rate", "-1"),
+        "must not be negative",
+    ),
     "unknown command": (lambda t, g, m: ["trian"], "unknown command 'trian'"),
 }
 
@@ -134,8 +163,10 @@ def test_finished_run_is_not_overwritten(tmp_path, good_csv, capsys):
 
 
 def test_predict_and_evaluate_reject_a_missing_model(tmp_path, capsys):
-    for argv in (["predict", "--model", str(tmp_path / "none"), "--text", "hi"],
-                 ["evaluate", "--model", str(tmp_path / "none"), "--data", str(tmp_path / "x.csv")]):
+    for argv in (
+        ["predict", "--model", str(tmp_path / "none"), "--text", "hi"],
+        ["evaluate", "--model", str(tmp_path / "none"), "--data", str(tmp_path / "x.csv")],
+    ):
         code, _, err = run_cli(argv, capsys)
         assert code == 2
         assert_one_line_error(err, "does not exist")

@@ -75,8 +75,18 @@ def test_default_output_dir_is_deterministic_from_recipe(tmp_path):
 
 
 def test_run_config_yaml_reproduces_the_run(tmp_path):
-    recipe = write_recipe(tmp_path, {**BASE, "learning_rate": 1e-4, "eval_strategy": "steps", "eval_steps": 5,
-                                     "save_strategy": "steps", "save_steps": 5, "report_to": "tensorboard"})
+    recipe = write_recipe(
+        tmp_path,
+        {
+            **BASE,
+            "learning_rate": 1e-4,
+            "eval_strategy": "steps",
+            "eval_steps": 5,
+            "save_strategy": "steps",
+            "save_steps": 5,
+            "report_to": "tensorboard",
+        },
+    )
     cfg = parse_config(["--config", str(recipe), "--seed", "7", "--output_dir", str(tmp_path / "out")])
     saved = tmp_path / "run_config.yaml"
     write_run_config(cfg, saved)

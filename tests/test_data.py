@@ -11,8 +11,14 @@ from hf_finetune.config import DataArguments
 from hf_finetune.data import load_labelled_data
 from hf_finetune.errors import UserError
 
-ROWS = [("great film, would watch again", "pos"), ("dull and far too long", "neg"), ("a fine cast", "pos"),
-        ("I want my money back", "neg"), ("beautiful photography", "pos"), ("the plot makes no sense", "neg")] * 10
+ROWS = [
+    ("great film, would watch again", "pos"),
+    ("dull and far too long", "neg"),
+    ("a fine cast", "pos"),
+    ("I want my money back", "neg"),
+    ("beautiful photography", "pos"),
+    ("the plot makes no sense", "neg"),
+] * 10
 
 
 def frame() -> pd.DataFrame:
@@ -110,7 +116,9 @@ def test_unlabelled_test_split_is_skipped(tmp_path):
 
 
 def test_max_samples_take_seeded_subsets(tmp_path):
-    data = load_labelled_data(args(train_file=str(write(tmp_path, ".csv")), max_train_samples=10, max_eval_samples=3), 0)
+    data = load_labelled_data(
+        args(train_file=str(write(tmp_path, ".csv")), max_train_samples=10, max_eval_samples=3), 0
+    )
     assert len(data.splits["train"]) == 10 and len(data.splits["validation"]) == 3
 
 
