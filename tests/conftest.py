@@ -49,6 +49,12 @@ def fortunes_csv(tmp_path_factory, fortunes) -> dict:
     return paths
 
 
+def csv_recipe_args(train_file) -> list[str]:
+    """The demo recipe pointed at a user's CSV with its own column names, as the README shows."""
+    return ["--config", "fortunes_topics", "--train_file", str(train_file), "--text_column", "review",
+            "--label_column", "topic"]  # fmt: skip
+
+
 def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
     from hf_finetune.cli import main
 
@@ -66,16 +72,9 @@ def trained_run(tmp_path_factory, fortunes_csv) -> Path:
     code = main(
         [
             "train",
-            "--config",
-            "fortunes_topics",
-            "--train_file",
-            str(fortunes_csv["train"]),
+            *csv_recipe_args(fortunes_csv["train"]),
             "--test_file",
             str(fortunes_csv["test"]),
-            "--text_column",
-            "review",
-            "--label_column",
-            "topic",
             "--num_train_epochs",
             "3",
             "--learning_rate",

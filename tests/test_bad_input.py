@@ -8,7 +8,7 @@ import re
 
 import pandas as pd
 import pytest
-from conftest import run_cli
+from conftest import csv_recipe_args, run_cli
 
 from hf_finetune.outputs import COMPLETE_MARKER
 
@@ -23,20 +23,7 @@ def good_csv(tmp_path):
 
 
 def base_argv(train_file, out, *extra):
-    return [
-        "train",
-        "--config",
-        "fortunes_topics",
-        "--train_file",
-        str(train_file),
-        "--text_column",
-        "review",
-        "--label_column",
-        "topic",
-        "--output_dir",
-        str(out),
-        *extra,
-    ]
+    return ["train", *csv_recipe_args(train_file), "--output_dir", str(out), *extra]
 
 
 def write_bytes(tmp_path, name, data: bytes):

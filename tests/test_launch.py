@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, read_json
+from conftest import REPO, csv_recipe_args, read_json
 
 pytestmark = pytest.mark.slow
 
@@ -29,14 +29,7 @@ def launch(prefix: list[str], out: Path, fortunes_csv) -> subprocess.CompletedPr
     argv = [
         *prefix,
         str(REPO / "tasks" / "text_classification.py"),
-        "--config",
-        "fortunes_topics",
-        "--train_file",
-        str(fortunes_csv["train"]),
-        "--text_column",
-        "review",
-        "--label_column",
-        "topic",
+        *csv_recipe_args(fortunes_csv["train"]),
         "--output_dir",
         str(out),
         *QUICK,
