@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from .errors import EXIT_OK, UserError
 
@@ -62,8 +63,6 @@ def evaluate_main(argv: list[str]) -> int:
     for name, scores in result["per_class"].items():
         print(f"  {name:<20} precision {scores['precision']:.3f}  recall {scores['recall']:.3f}  n={scores['support']}")
     if args.output:
-        from pathlib import Path
-
         write_json(Path(args.output), result)
     return EXIT_OK
 

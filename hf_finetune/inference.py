@@ -36,7 +36,8 @@ def predict_texts(classifier, texts: list[str], pairs: list[str] | None = None) 
 
     inputs = [{"text": t, "text_pair": p} for t, p in zip(texts, pairs, strict=True)] if pairs else texts
     max_length = classifier.tokenizer.model_max_length
-    outputs = classifier(inputs, truncation=True, max_length=min(max_length, 512))
+    # A generator makes the pipeline stream batches, so the progress bar tracks real work.
+    outputs = classifier((x for x in inputs), truncation=True, max_length=min(max_length, 512))
     results = []
     for out in tqdm(outputs, total=len(inputs), desc="Predicting", disable=len(inputs) < 64):
         top = out[0] if isinstance(out, list) else out
