@@ -68,7 +68,7 @@ def evaluate_main(argv: list[str]) -> int:
 
 
 def predict_main(argv: list[str]) -> int:
-    from .inference import load_pipeline, predict_texts, read_inputs, write_predictions
+    from .inference import check_prediction_output, load_pipeline, predict_texts, read_inputs, write_predictions
 
     parser = _inference_parser("predict")
     source = parser.add_mutually_exclusive_group(required=True)
@@ -77,8 +77,7 @@ def predict_main(argv: list[str]) -> int:
     parser.add_argument("--output", help="Write predictions here (.csv or .jsonl). Default: JSONL on stdout.")
     parser.add_argument("--batch_size", "--batch-size", type=int, default=32)
     args = parser.parse_args(argv)
-    if args.output and not args.output.endswith((".csv", ".jsonl")):
-        raise UserError(f"--output must end in .csv or .jsonl, got {args.output}")
+    check_prediction_output(args.output)
     if args.input:
         texts, pairs, _ = read_inputs(args.input, args.text_column, args.text_pair_column)
     else:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -242,16 +243,11 @@ class RunConfig:
         return out
 
 
-_TRAINING_DEFAULTS: dict[str, Any] | None = None
-
-
+@functools.cache
 def _training_defaults() -> dict[str, Any]:
     """Defaults as `__post_init__` normalises them (enums, report_to lists), computed once."""
-    global _TRAINING_DEFAULTS
-    if _TRAINING_DEFAULTS is None:
-        args = FinetuneTrainingArguments(output_dir="x")
-        _TRAINING_DEFAULTS = {f.name: _plain(getattr(args, f.name)) for f in dataclasses.fields(args) if f.init}
-    return _TRAINING_DEFAULTS
+    args = FinetuneTrainingArguments(output_dir="x")
+    return {f.name: _plain(getattr(args, f.name)) for f in dataclasses.fields(args) if f.init}
 
 
 def _plain(value: Any) -> Any:
@@ -267,6 +263,24 @@ def _plain(value: Any) -> Any:
 
 def all_field_names() -> set[str]:
     return {f.name for cls in CONFIG_CLASSES for f in dataclasses.fields(cls) if f.init}
+
+
+def looks_like_local_path(name: str) -> bool:
+    """A name that can only mean a local path (Hub ids are `name` or `org/name`), so a missing one is a typo."""
+    return name.startswith((".", "/", "~")) or name.count("/") > 1 or name.endswith("/")
+
+
+def check_flat_values(values: dict[str, Any], where: str) -> dict[str, Any]:
+    """Keys must be config fields (an unknown key is an error naming it); a strategy list joins with `+`."""
+    unknown = sorted(set(values) - all_field_names())
+    if unknown:
+        raise UserError(
+            f"unknown key(s) in {where}: {', '.join(unknown)}. `hf-finetune train --help` lists every valid key"
+        )
+    values = dict(values)
+    if isinstance(values.get("strategy"), list):
+        values["strategy"] = "+".join(values["strategy"])
+    return values
 
 
 def list_recipes() -> dict[str, Path]:
@@ -300,14 +314,7 @@ def load_recipe(path: Path) -> dict[str, Any]:
         data = {}
     if not isinstance(data, dict):
         raise UserError(f"recipe {path} must be a mapping of `key: value` lines, not a {type(data).__name__}")
-    unknown = sorted(set(data) - all_field_names())
-    if unknown:
-        raise UserError(
-            f"unknown key(s) in recipe {path}: {', '.join(unknown)}. `hf-finetune train --help` lists every valid key"
-        )
-    if isinstance(data.get("strategy"), list):
-        data["strategy"] = "+".join(data["strategy"])
-    return data
+    return check_flat_values(data, f"recipe {path}")
 
 
 class ConfigParser(HfArgumentParser):
@@ -346,12 +353,7 @@ def parse_config(argv: list[str] | None = None, task: str | None = None, prog: s
 
 def config_from_dict(values: dict[str, Any], task: str | None = None, recipe: str | None = None) -> RunConfig:
     """Build a RunConfig from a flat dict (the notebook API and tests); `recipe` names the output folder."""
-    unknown = sorted(set(values) - all_field_names())
-    if unknown:
-        raise UserError(f"unknown key(s): {', '.join(unknown)}")
-    values = dict(values)
-    if isinstance(values.get("strategy"), list):
-        values["strategy"] = "+".join(values["strategy"])
+    values = check_flat_values(values, "config")
     try:
         sections = HfArgumentParser(CONFIG_CLASSES).parse_dict(values)
     except (ValueError, TypeError) as exc:

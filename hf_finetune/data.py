@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import DataArguments
+from .config import DataArguments, looks_like_local_path
 from .errors import UserError, first_line
 from .local_assets import is_packaged, load_packaged_dataset
 
@@ -123,7 +123,7 @@ def _load_dataset_folder_or_hub(name: str, config_name: str | None):
     if path.is_dir() and ((path / "dataset_dict.json").exists() or (path / "state.json").exists()):
         loaded = load_from_disk(str(path))
         return loaded if isinstance(loaded, DatasetDict) else DatasetDict({"train": loaded})
-    if not path.exists() and (name.startswith((".", "/", "~")) or name.count("/") > 1):
+    if not path.exists() and looks_like_local_path(name):
         raise UserError(f"dataset folder {name} does not exist")
     if path.is_file():
         raise UserError(f"{name} is a file; pass it as --train_file")
@@ -135,6 +135,11 @@ def _load_dataset_folder_or_hub(name: str, config_name: str | None):
     if isinstance(loaded, Dataset):
         loaded = DatasetDict({"train": loaded})
     return loaded
+
+
+def text_columns(text_column: str, text_pair_column: str | None) -> list[tuple[str, str]]:
+    """(option name, column) of the input text column(s), for checks and error messages."""
+    return [("text_column", text_column)] + ([("text_pair_column", text_pair_column)] if text_pair_column else [])
 
 
 def require_columns(dataset, columns: list[tuple[str, str]], split: str, source: str) -> None:
@@ -219,9 +224,8 @@ def load_labelled_data(args: DataArguments, seed: int) -> LabelledData:
     if args.test_split and args.test_split not in raw:
         raise UserError(f"no '{args.test_split}' split in {source}; splits: {', '.join(raw)}")
 
-    columns = [("text_column", args.text_column), ("label_column", args.label_column)]
-    if args.text_pair_column:
-        columns.append(("text_pair_column", args.text_pair_column))
+    inputs = text_columns(args.text_column, args.text_pair_column)
+    columns = [*inputs, ("label_column", args.label_column)]
     chosen = {"train": raw[args.train_split]}
     if validation_name:
         chosen["validation"] = raw[validation_name]
@@ -236,7 +240,7 @@ def load_labelled_data(args: DataArguments, seed: int) -> LabelledData:
     keep = [c for _, c in columns]
     for split, dataset in list(chosen.items()):
         dataset = dataset.remove_columns([c for c in dataset.column_names if c not in keep])
-        for _, column in columns[:1] + columns[2:]:
+        for _, column in inputs:
             _check_no_missing(dataset, column, split, "text")
         _check_no_missing(dataset, args.label_column, split, "label")
         chosen[split] = dataset

@@ -48,25 +48,28 @@ def predict_texts(classifier, texts: list[str], pairs: list[str] | None = None) 
 def read_inputs(
     path: str, text_column: str, text_pair_column: str | None
 ) -> tuple[list[str], list[str] | None, object]:
-    from .data import read_data_file, require_columns
+    from .data import read_data_file, require_columns, text_columns
 
     dataset = read_data_file(path)
-    columns = [("text_column", text_column)] + ([("text_pair_column", text_pair_column)] if text_pair_column else [])
-    require_columns(dataset, columns, "input", path)
+    require_columns(dataset, text_columns(text_column, text_pair_column), "input", path)
     texts = ["" if t is None else str(t) for t in dataset[text_column]]
     pairs = ["" if t is None else str(t) for t in dataset[text_pair_column]] if text_pair_column else None
     return texts, pairs, dataset
 
 
+def check_prediction_output(output: str | None) -> None:
+    """Called before the model loads, so a wrong suffix costs no time."""
+    if output is not None and Path(output).suffix not in OUTPUT_FORMATS:
+        raise UserError(f"--output must end in {' or '.join(OUTPUT_FORMATS)}, got {output}")
+
+
 def write_predictions(rows: list[dict], output: str | None) -> None:
-    """CSV or JSONL by the output's suffix; JSONL on stdout when no file is given."""
+    """CSV or JSONL by the output's suffix (checked by `check_prediction_output`); JSONL on stdout by default."""
     if output is None:
         for row in rows:
             sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
         return
     path = Path(output)
-    if path.suffix not in OUTPUT_FORMATS:
-        raise UserError(f"--output must end in {' or '.join(OUTPUT_FORMATS)}, got {output}")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".partial")  # never leave a half-written predictions file
     with open(tmp, "w", encoding="utf-8", newline="") as handle:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from .config import looks_like_local_path
 from .local_assets import is_packaged, packaged_model_hub_id
 
 METRIC_KEYS = ("accuracy", "macro_f1", "macro_precision", "macro_recall")
@@ -19,7 +20,7 @@ METRIC_KEYS = ("accuracy", "macro_f1", "macro_precision", "macro_recall")
 
 def _hub_id_or_none(name: str | None) -> str | None:
     """Only Hub ids belong in card metadata; local paths and packaged names do not."""
-    if not name or Path(name).expanduser().exists() or name.startswith((".", "/", "~")):
+    if not name or Path(name).expanduser().exists() or looks_like_local_path(name):
         return None
     return packaged_model_hub_id(name) if is_packaged(name) else name
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from .config import ModelArguments
+from .config import ModelArguments, looks_like_local_path
 from .errors import UserError, first_line
 from .local_assets import is_packaged, resolve_packaged_model
 
@@ -30,7 +30,7 @@ def resolve_checkpoint(name: str) -> str:
         if not path.is_dir():
             raise UserError(f"checkpoint {name} is a file; pass the folder that holds config.json and the weights")
         return str(path)
-    if name.startswith((".", "/", "~")) or name.count("/") > 1 or name.endswith("/"):
+    if looks_like_local_path(name):
         raise UserError(f"checkpoint folder {name} does not exist; pass an existing folder or a Hub model id")
     return name  # a Hub id such as `bert-base-uncased` or `org/name`
 
