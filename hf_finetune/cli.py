@@ -17,6 +17,7 @@ COMMANDS = {
     "train": "fine-tune a checkpoint: hf-finetune train --config RECIPE [--key value ...]",
     "evaluate": "score a trained model on a labelled file",
     "predict": "label texts from a file or the command line (CSV or JSONL out)",
+    "merge": "merge PEFT adapters into their base model: hf-finetune merge --model DIR --out DIR2",
     "recipes": "list the shipped recipes",
     "strategies": "list the transfer strategies",
     "tasks": "list the tasks",
@@ -94,6 +95,18 @@ def predict_main(argv: list[str]) -> int:
     return EXIT_OK
 
 
+def merge_main(argv: list[str]) -> int:
+    from .adapters import merge_adapter_folder
+
+    parser = _Parser(prog="hf-finetune merge", description=COMMANDS["merge"])
+    parser.add_argument("--model", required=True, help="Output folder of a lora/ia3 run (holds adapter_config.json).")
+    parser.add_argument("--out", required=True, help="New folder for the merged, plain transformers model.")
+    args = parser.parse_args(argv)
+    out = merge_adapter_folder(args.model, args.out)
+    print(f'merged model written to {out}; load it with pipeline(model="{out}")')
+    return EXIT_OK
+
+
 def listing_main(command: str) -> int:
     if command == "recipes":
         from .config import list_recipes
@@ -129,6 +142,8 @@ def dispatch(argv: list[str]) -> int:
         return evaluate_main(rest)
     if command == "predict":
         return predict_main(rest)
+    if command == "merge":
+        return merge_main(rest)
     if command in ("recipes", "strategies", "tasks"):
         return listing_main(command)
     raise UserError(f"unknown command '{command}'; commands: {', '.join(COMMANDS)}")

@@ -147,7 +147,7 @@ class StrategyArguments:
         default="full",
         metadata={
             "help": "Transfer strategy (`hf-finetune strategies` lists them). Compose with `+` on the command "
-            "line (`freeze_bottom+llrd`) or a YAML list."
+            "line (`freeze_bottom+llrd`) or a YAML list. Each strategy's own options follow, prefixed by its name."
         },
     )
 
@@ -162,7 +162,8 @@ class FinetuneTrainingArguments(TrainingArguments):
 
     Defaults changed from `TrainingArguments`, and why:
     - `output_dir`: derived from the recipe (`outputs/<recipe>-<strategy>`) so reruns find it.
-    - `learning_rate` 2e-5: the BERT paper's fine-tuning range (2e-5..5e-5), 10x below pre-training.
+    - `learning_rate` None -> the strategy's default: 2e-5 for `full` (the BERT paper's fine-tuning
+      range, ~10x below from-scratch training), higher for a linear probe, adapters or `scratch`.
     - `num_train_epochs` 3, `warmup_steps` 0.1 (a share when < 1): the standard fine-tuning schedule.
     - `per_device_train_batch_size` 32 / eval 64: fits a base model at 128 tokens on a laptop.
     - `eval_strategy`/`save_strategy` "epoch" + `load_best_model_at_end`: keep the best epoch,
@@ -177,7 +178,10 @@ class FinetuneTrainingArguments(TrainingArguments):
     output_dir: str | None = field(
         default=None, metadata={"help": "Where the model and reports go. Default: outputs/<recipe>-<strategy>."}
     )
-    learning_rate: float = field(default=2e-5, metadata={"help": "Peak learning rate (AdamW)."})
+    learning_rate: float | None = field(
+        default=None,
+        metadata={"help": "Peak learning rate (AdamW). Default: the strategy's (`hf-finetune strategies` shows it)."},
+    )
     num_train_epochs: float = field(default=3.0, metadata={"help": "Number of passes over the training data."})
     warmup_steps: float = field(
         default=0.1, metadata={"help": "Linear LR warm-up: a number of steps, or a share of all steps when < 1."}
@@ -208,7 +212,12 @@ class FinetuneTrainingArguments(TrainingArguments):
         super().__post_init__()
 
 
-CONFIG_CLASSES = (RunArguments, ModelArguments, DataArguments, StrategyArguments, FinetuneTrainingArguments)
+def config_classes() -> tuple[type, ...]:
+    """Our dataclasses plus each strategy's own options dataclass (declared in its strategy file)."""
+    from .strategies import STRATEGIES
+
+    options = tuple(cls.Arguments for cls in STRATEGIES.all().values() if cls.Arguments is not None)
+    return (RunArguments, ModelArguments, DataArguments, StrategyArguments, *options, FinetuneTrainingArguments)
 
 
 @dataclass
@@ -221,9 +230,20 @@ class RunConfig:
     strategy: StrategyArguments
     training: FinetuneTrainingArguments
     recipe: str | None = None
+    options: tuple = ()  # the strategies' option dataclasses, in `config_classes()` order
+
+    @classmethod
+    def from_sections(cls, sections, recipe: str | None) -> RunConfig:
+        """`sections` in `config_classes()` order, as HfArgumentParser returns them."""
+        run, model, data, strategy, *options, training = sections
+        return cls(run, model, data, strategy, training, recipe=recipe, options=tuple(options))
 
     def sections(self) -> tuple:
-        return (self.run, self.model, self.data, self.strategy, self.training)
+        return (self.run, self.model, self.data, self.strategy, *self.options, self.training)
+
+    def strategy_options(self, arguments_class: type):
+        """The options dataclass a strategy declared (`FreezeBottomArguments`), filled from the recipe."""
+        return next(o for o in self.options if isinstance(o, arguments_class))
 
     def to_recipe(self) -> dict[str, Any]:
         """A flat recipe that reproduces this run (secrets removed)."""
@@ -262,7 +282,7 @@ def _plain(value: Any) -> Any:
 
 
 def all_field_names() -> set[str]:
-    return {f.name for cls in CONFIG_CLASSES for f in dataclasses.fields(cls) if f.init}
+    return {f.name for cls in config_classes() for f in dataclasses.fields(cls) if f.init}
 
 
 def looks_like_local_path(name: str) -> bool:
@@ -321,7 +341,7 @@ class ConfigParser(HfArgumentParser):
     """HfArgumentParser over our dataclasses, plus `--config`; errors become one-line UserErrors."""
 
     def __init__(self, prog: str | None = None):
-        super().__init__(CONFIG_CLASSES, prog=prog, description=__doc__.split("\n\n")[1])
+        super().__init__(config_classes(), prog=prog, description=__doc__.split("\n\n")[1])
         self.add_argument(
             "--config",
             help="Recipe: a YAML path or the name of a shipped recipe (`hf-finetune recipes` lists them).",
@@ -346,7 +366,7 @@ def parse_config(argv: list[str] | None = None, task: str | None = None, prog: s
         raise UserError(f"invalid training settings: {first_line(exc)}") from None
     if remaining:
         raise UserError(f"unknown option(s): {' '.join(remaining)}. Run with --help to see every option")
-    cfg = RunConfig(*sections, recipe=str(recipe_path) if recipe_path else None)
+    cfg = RunConfig.from_sections(sections, recipe=str(recipe_path) if recipe_path else None)
     finalize(cfg, task)
     return cfg
 
@@ -355,10 +375,10 @@ def config_from_dict(values: dict[str, Any], task: str | None = None, recipe: st
     """Build a RunConfig from a flat dict (the notebook API and tests); `recipe` names the output folder."""
     values = check_flat_values(values, "config")
     try:
-        sections = HfArgumentParser(CONFIG_CLASSES).parse_dict(values)
+        sections = HfArgumentParser(config_classes()).parse_dict(values)
     except (ValueError, TypeError) as exc:
         raise UserError(f"invalid settings: {first_line(exc)}") from None
-    cfg = RunConfig(*sections, recipe=recipe)
+    cfg = RunConfig.from_sections(sections, recipe=recipe)
     finalize(cfg, task)
     return cfg
 
@@ -376,10 +396,15 @@ def finalize(cfg: RunConfig, task: str | None) -> None:
     for name in ("per_device_train_batch_size", "per_device_eval_batch_size"):
         if getattr(cfg.training, name) < 1:
             raise UserError(f"{name} must be at least 1, got {getattr(cfg.training, name)}")
-    if cfg.training.learning_rate < 0:
-        raise UserError(f"learning_rate must not be negative, got {cfg.training.learning_rate}")
     if not cfg.strategy.strategy_names:
         raise UserError("strategy is empty: name one, e.g. --strategy full")
+    from .transfer import resolve_strategies  # needs the strategy registry, which imports this module
+
+    strategies = resolve_strategies(cfg.strategy.strategy_names)
+    if cfg.training.learning_rate is None:
+        cfg.training.learning_rate = next(s.default_learning_rate for s in strategies if s.default_learning_rate)
+    if cfg.training.learning_rate < 0:
+        raise UserError(f"learning_rate must not be negative, got {cfg.training.learning_rate}")
     if not cfg.training.output_dir_given:
         stem = Path(cfg.recipe).stem if cfg.recipe else "run"
         cfg.training.output_dir = str(Path(DEFAULT_OUTPUT_ROOT) / f"{stem}-{'+'.join(cfg.strategy.strategy_names)}")

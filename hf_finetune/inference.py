@@ -11,6 +11,7 @@ import json
 import sys
 from pathlib import Path
 
+from .adapters import is_adapter_folder, load_adapter_model
 from .errors import UserError
 from .modeling import check_checkpoint_folder
 
@@ -27,7 +28,9 @@ def load_pipeline(model_dir: str, batch_size: int = 32):
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     if not config.get("id2label"):
         raise UserError(f"{model_dir}/config.json has no id2label: not a classification model")
-    return pipeline("text-classification", model=str(folder), tokenizer=str(folder), batch_size=batch_size)
+    # An adapter folder (lora, ia3) is merged in memory: the pipeline then runs a plain model.
+    model = load_adapter_model(folder) if is_adapter_folder(folder) else str(folder)
+    return pipeline("text-classification", model=model, tokenizer=str(folder), batch_size=batch_size)
 
 
 def predict_texts(classifier, texts: list[str], pairs: list[str] | None = None) -> list[dict]:

@@ -116,24 +116,6 @@ def discover_blocks(model: nn.Module) -> BlockLayout:
     return BlockLayout(names=names, params=params)
 
 
-def summarize(layout: BlockLayout) -> list[dict]:
-    """One row per block, to show where the weights (and the trainable ones) sit before training."""
-    total = sum(p.numel() for block in layout.names for _, p in layout.params[block]) or 1
-    rows = []
-    for block in layout.names:
-        params = [p for _, p in layout.params[block]]
-        count = sum(p.numel() for p in params)
-        rows.append(
-            {
-                "name": block,
-                "params": count,
-                "trainable": sum(p.numel() for p in params if p.requires_grad),
-                "share": count / total,
-            }
-        )
-    return rows
-
-
 def _layers(base: nn.Module, model_type: str) -> list[list[nn.Parameter]]:
     """The parameters of each transformer layer, bottom to top."""
     if model_type not in STAGED_FAMILIES:
@@ -175,3 +157,53 @@ def _input_embedding_params(base: nn.Module) -> set[int]:
     except (AttributeError, NotImplementedError):
         return set()
     return {id(p) for p in embedding.parameters()} if isinstance(embedding, nn.Module) else set()
+
+
+def _modules_in_blocks(model: nn.Module, layout: BlockLayout, kind: type) -> list[tuple[str, nn.Module]]:
+    """(name, module) of every `kind` module whose parameters all sit in transformer blocks."""
+    in_blocks = {id(p) for block in layout.names[1:-1] for _, p in layout.params[block]}
+    return [
+        (name, module)
+        for name, module in model.named_modules()
+        if isinstance(module, kind)
+        and next(module.parameters(), None) is not None
+        and all(id(p) in in_blocks for p in module.parameters())
+    ]
+
+
+def block_linear_modules(model: nn.Module, layout: BlockLayout) -> list[str]:
+    """Full names of every linear layer inside the blocks: the default adapter targets.
+    Full names rather than suffixes such as `dense`, which would also catch the pooler and the head."""
+    return [name for name, _ in _modules_in_blocks(model, layout, nn.Linear)]
+
+
+# Attention key/value projections across families: BERT `key`/`value`, ViT `k_proj`/`v_proj`, DistilBERT `k_lin`.
+_KEY_VALUE_NAME = re.compile(r"(^|\.)(k|v|key|value)(_?(proj|lin))?$")
+
+
+def ia3_modules(model: nn.Module, layout: BlockLayout) -> tuple[list[str], list[str]]:
+    """(targets, feed-forward targets) for (IA)^3: the key and value projections, and each block's
+    feed-forward down-projection, recognised by shape (more inputs than outputs: BERT's
+    `output.dense`, ViT's `mlp.fc2`) so no family needs listing."""
+    linears = _modules_in_blocks(model, layout, nn.Linear)
+    key_value = [name for name, _ in linears if _KEY_VALUE_NAME.search(name)]
+    down = [name for name, m in linears if m.in_features > m.out_features]
+    if not key_value or not down:
+        raise UserError(
+            f"cannot find key/value projections and feed-forward layers in {type(model).__name__} for ia3; "
+            "use the lora strategy"
+        )
+    return key_value + down, down
+
+
+def head_module_names(model: nn.Module, layout: BlockLayout) -> list[str]:
+    """Top-level modules holding the head (`classifier`, DistilBERT's `pre_classifier`): what PEFT
+    must train and save in full (`modules_to_save`)."""
+    names = []
+    for name, _ in layout.params[HEAD]:
+        if "." not in name:
+            raise UserError(f"head parameter '{name}' belongs to no module, so adapters cannot save it")
+        top = name.split(".", 1)[0]
+        if top not in names:
+            names.append(top)
+    return names

@@ -14,7 +14,17 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from .config import looks_like_local_path
 from .local_assets import is_packaged, packaged_model_hub_id
+from .transfer import format_summary
 
+ADAPTER_USAGE = """This folder holds PEFT adapters and the trained head (`adapter_model.safetensors`), not a
+full model. `hf-finetune evaluate/predict --model {name}` use it as it is; for plain transformers,
+merge the adapters into the base weights first:
+
+```bash
+hf-finetune merge --model {name} --out {name}-merged
+```
+
+"""
 METRIC_KEYS = ("accuracy", "macro_f1", "macro_precision", "macro_recall")
 
 
@@ -78,6 +88,10 @@ Fine-tuned from `{cfg.model.model_name_or_path}`{f" (`{base_model}`)" if base_mo
 - Learning rate {cfg.training.learning_rate}, {cfg.training.num_train_epochs:g} epochs, batch {cfg.training.per_device_train_batch_size} per device, seed {cfg.training.seed}
 - Training time: {summary["train_runtime"]:.0f} s
 
+Parameters per block (embeddings, transformer blocks bottom to top, head) and their learning rates:
+
+{format_summary(summary["blocks"])}
+
 ## Results
 
 | split | accuracy | macro F1 | macro precision | macro recall |
@@ -89,10 +103,10 @@ matrix are in `metrics.json` and `confusion_matrix.png`.
 
 ## How to use
 
-```python
+{ADAPTER_USAGE.format(name=model_name) if summary.get("adapter") else ""}```python
 from transformers import pipeline
 
-classifier = pipeline("{task.pipeline_tag}", model="{model_name}")  # this folder or its Hub repo id
+classifier = pipeline("{task.pipeline_tag}", model="{model_name}{"-merged" if summary.get("adapter") else ""}")
 classifier("your text here")
 ```
 

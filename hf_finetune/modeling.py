@@ -35,6 +35,13 @@ def resolve_checkpoint(name: str) -> str:
     return name  # a Hub id such as `bert-base-uncased` or `org/name`
 
 
+def recorded_checkpoint_name(name: str) -> str:
+    """How a run records its base checkpoint: packaged names and Hub ids as given, local folders absolute."""
+    if is_packaged(name) or not Path(name).expanduser().exists():
+        return name
+    return str(Path(name).expanduser().resolve())
+
+
 def check_checkpoint_folder(folder: str, allow_pickle: bool) -> None:
     path = Path(folder)
     if not path.is_dir():

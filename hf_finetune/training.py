@@ -19,10 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .adapters import is_adapter_folder, save_adapter_config
 from .config import RunConfig, write_run_config
 from .metrics import majority_baseline, per_class_report, softmax
 from .model_card import build_model_card
-from .modeling import check_model_inputs, parameter_counts
+from .modeling import check_model_inputs
 from .outputs import (
     METRICS,
     MISCLASSIFIED,
@@ -33,8 +34,9 @@ from .outputs import (
     write_json,
 )
 from .plots import save_confusion_matrix_png, save_loss_curves_png
-from .strategies import STRATEGIES
 from .tasks import TASKS
+from .trainer import StrategyTrainer
+from .transfer import TransferPlan, format_summary, resolve_strategies
 
 logger = logging.getLogger("hf_finetune")
 
@@ -71,15 +73,9 @@ def setup_logging(is_main: bool) -> None:
     datasets.utils.logging.set_verbosity_warning()
 
 
-def log_trainable_parameters(model) -> tuple[int, int]:
-    trainable, total = parameter_counts(model)
-    logger.info("trainable parameters: %s of %s (%.1f%%)", f"{trainable:,}", f"{total:,}", 100 * trainable / total)
-    return trainable, total
-
-
 def run(cfg: RunConfig) -> RunResult:
     from accelerate import PartialState
-    from transformers import EarlyStoppingCallback, Trainer, set_seed
+    from transformers import EarlyStoppingCallback, set_seed
 
     state = PartialState()
     setup_logging(state.is_main_process)
@@ -88,15 +84,16 @@ def run(cfg: RunConfig) -> RunResult:
     set_seed(cfg.training.seed)
 
     task = TASKS.get(cfg.run.task)(cfg)
-    strategies = [STRATEGIES.get(name)(cfg) for name in cfg.strategy.strategy_names]
+    strategies = [cls(cfg) for cls in resolve_strategies(cfg.strategy.strategy_names)]
     check_model_inputs(cfg.model)
     data = task.load_data()
     sizes = {split: len(ds) for split, ds in data.splits.items()}
     logger.info("data %s: %s; %d labels: %s", data.source, sizes, len(data.label_names), ", ".join(data.label_names))
     processor = task.load_processor()
-    model, _ = task.load_model(data.label_names)
+    model, new_keys = task.load_model(data.label_names)
     for strategy in strategies:
-        model = strategy.prepare_model(model)
+        model = strategy.prepare_model(model, new_keys)
+    plan = TransferPlan(strategies, model, new_keys, distributed=state.num_processes > 1)
     encoded = task.encode(data, processor)
 
     if state.is_main_process:
@@ -107,8 +104,9 @@ def run(cfg: RunConfig) -> RunResult:
     callbacks = [cb for s in strategies for cb in s.callbacks()]
     if cfg.run.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.run.early_stopping_patience))
-    trainer = Trainer(
+    trainer = StrategyTrainer(
         model=model,
+        plan=plan,
         args=cfg.training,
         data_collator=task.data_collator(processor),
         train_dataset=encoded["train"],
@@ -127,13 +125,18 @@ def run(cfg: RunConfig) -> RunResult:
         args.world_size,
         args.gradient_accumulation_steps,
     )
-    parameters = log_trainable_parameters(model)
+    blocks = plan.summary(args.learning_rate)
+    parameters = (sum(r["trainable"] for r in blocks), sum(r["params"] for r in blocks))
+    logger.info("parameters per block (%s trained):\n%s", f"{parameters[0]:,}", format_summary(blocks))
 
     started = time.time()
     train_output = trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
     train_runtime = time.time() - started
     trainer.save_model(str(out))
     if trainer.is_world_process_zero():
+        if is_adapter_folder(out):
+            # Adapters alone do not say what the labels are; the config does (`hf_finetune.adapters`).
+            save_adapter_config(model, out)
         # Trainer pickles TrainingArguments (hub_token included) beside the model; run_config.yaml
         # replaces it with a readable, secret-free file, so the final folder holds no pickle at all.
         (out / "training_args.bin").unlink(missing_ok=True)
@@ -158,6 +161,8 @@ def run(cfg: RunConfig) -> RunResult:
             "label_names": data.label_names,
             "data_sizes": sizes,
             "parameters": parameters,
+            "blocks": blocks,
+            "adapter": is_adapter_folder(out),
             "metrics": metrics,
             "train_runtime": train_runtime,
             "majority_baseline": baseline,

@@ -20,7 +20,7 @@ from transformers import (
 )
 
 from hf_finetune.errors import UserError
-from hf_finetune.layers import EMBEDDINGS, HEAD, STAGED_FAMILIES, discover_blocks, summarize
+from hf_finetune.layers import EMBEDDINGS, HEAD, STAGED_FAMILIES, discover_blocks
 
 TEXT = dict(hidden_size=32, num_attention_heads=2, intermediate_size=37, vocab_size=99, max_position_embeddings=64)
 VISION = dict(hidden_size=32, num_attention_heads=2, intermediate_size=37, image_size=32, patch_size=4)
@@ -258,15 +258,3 @@ def test_unknown_names_are_user_errors():
         layout.block_of("bert.nope.weight")
     with pytest.raises(UserError, match="unknown block"):
         layout.depth_index("block.99")
-
-
-def test_summarize_counts_trainable_and_shares():
-    model = build(BY_TYPE["vit"])
-    for param in model.base_model.parameters():
-        param.requires_grad_(False)
-    rows = summarize(discover_blocks(model))
-    assert [row["name"] for row in rows] == [EMBEDDINGS, "block.0", "block.1", HEAD]
-    assert sum(row["params"] for row in rows) == sum(p.numel() for p in model.parameters())
-    assert sum(row["share"] for row in rows) == pytest.approx(1.0)
-    assert [row["trainable"] for row in rows] == [0, 0, 0, rows[-1]["params"]]
-    assert rows[-1]["params"] == 32 * 3 + 3

@@ -1,4 +1,11 @@
-"""The protocol every strategy follows."""
+"""The protocol every strategy follows.
+
+A strategy speaks of *blocks* (`embeddings`, `block.0` ... `block.{n-1}`, `head`; see
+`hf_finetune.layers`), never of module names, so one file works for BERT and ViT alike.
+Its hooks are small and composable; `hf_finetune.transfer.TransferPlan` multiplies what
+several strategies say about each block, so `freeze_bottom + llrd` needs no special code:
+a frozen block has factor 0 whatever the decay gives it.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +17,46 @@ class Strategy:
 
     name: ClassVar[str]
     summary: ClassVar[str]
+    # Dataclass holding this strategy's prefixed config fields (`freeze_num_layers`), or None.
+    # `hf_finetune.config` collects them, so a new strategy with options is still one file.
+    Arguments: ClassVar[type | None] = None
+    # Strategies that decide *what* trains (every weight, only the head, adapters...): a run has one.
+    decides_what_trains: ClassVar[bool] = False
+    # Learning rate used when the user sets none (a linear probe wants ~50x full fine-tuning's).
+    default_learning_rate: ClassVar[float | None] = None
+    # Names of strategies this one cannot be combined with -> why (checked in both directions).
+    refuses: ClassVar[dict[str, str]] = {}
 
     def __init__(self, cfg):
         self.cfg = cfg
+        self.args = cfg.strategy_options(self.Arguments) if self.Arguments else None
 
-    def prepare_model(self, model):
-        """Freeze, wrap or re-initialise parts of the model before training; return the model."""
+    def check(self, layout) -> None:
+        """Validate options against the discovered layout (e.g. k <= number of blocks); raise UserError."""
+
+    def prepare_model(self, model, new_keys: list[str]):
+        """Replace, re-initialise or wrap the model (PEFT) before its blocks are discovered; return it."""
         return model
 
+    def lr_factor(self, layout, block: str) -> float:
+        """Static LR factor for a block, multiplied into the group's stored LR; 0 freezes it for the run."""
+        return 1.0
+
+    def is_scheduled(self) -> bool:
+        """Whether `open_at_step` varies over training (then frozen blocks stay in the optimizer)."""
+        return False
+
+    def open_at_step(self, layout, block: str, step: int, steps_per_epoch: float) -> bool:
+        """Whether a block trains at this optimizer step (gradual unfreezing); multiplies the LR by 0 or 1."""
+        return True
+
+    def setup(self, model, layout, new_keys: list[str]) -> None:
+        """Called once the layout is known and before training (e.g. snapshot pretrained weights)."""
+
+    def extra_loss(self):
+        """A regulariser added to the task loss each step (a scalar tensor), or None."""
+        return None
+
     def callbacks(self) -> list:
-        """`transformers.TrainerCallback`s the strategy needs (schedules, logging)."""
+        """`transformers.TrainerCallback`s the strategy needs."""
         return []

@@ -8,4 +8,6 @@ class FullFineTuning(Strategy):
     one (2e-5..5e-5 for BERT-size encoders, Devlin et al. 2019), which is our default."""
 
     name = "full"
-    summary = "train every weight (default LR 2e-5, ~10x below pre-training)"
+    summary = "train every weight; default LR 2e-5, ~10x below from-scratch training"
+    decides_what_trains = True
+    default_learning_rate = 2e-5

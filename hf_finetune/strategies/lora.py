@@ -1,0 +1,51 @@
+from dataclasses import dataclass, field
+
+from ..adapters import PEFT_REFUSES, wrap_with_peft
+from ..layers import block_linear_modules, discover_blocks
+from . import register_strategy
+from .base import Strategy
+
+
+@dataclass
+class LoraArguments:
+    _argument_group_name = "lora strategy"
+
+    lora_r: int = field(default=8, metadata={"help": "Rank of the low-rank update (Hu et al. 2021)."})
+    lora_alpha: int = field(default=16, metadata={"help": "Scaling of the update (alpha/r); 2 x rank is usual."})
+    lora_dropout: float = field(default=0.1, metadata={"help": "Dropout on the adapter's input."})
+    lora_use_dora: bool = field(
+        default=False,
+        metadata={"help": "DoRA: split each weight into magnitude and direction (Liu et al. 2024)."},
+    )
+    lora_target_modules: list[str] = field(
+        default_factory=list,
+        metadata={"help": "Module names (or suffixes) to adapt. Default: every linear layer of every block."},
+    )
+
+
+@register_strategy
+class Lora(Strategy):
+    """LoRA (and DoRA) adapters from `peft` on every linear layer of the transformer blocks; the
+    backbone stays frozen and the new head trains fully (`modules_to_save`), so the output folder
+    holds only adapters + head. `hf-finetune merge` turns it into a plain model."""
+
+    name = "lora"
+    summary = "LoRA/DoRA adapters on all linear layers of the blocks, head trained fully; default LR 5e-4"
+    Arguments = LoraArguments
+    decides_what_trains = True
+    default_learning_rate = 5e-4  # the LoRA paper's range for RoBERTa-base on GLUE (4e-4..5e-4)
+    refuses = PEFT_REFUSES
+
+    def prepare_model(self, model, new_keys):
+        from peft import LoraConfig
+
+        a = self.args
+        targets = list(a.lora_target_modules) or block_linear_modules(model, discover_blocks(model))
+        config = LoraConfig(
+            r=a.lora_r,
+            lora_alpha=a.lora_alpha,
+            lora_dropout=a.lora_dropout,
+            use_dora=a.lora_use_dora,
+            target_modules=targets,
+        )
+        return wrap_with_peft(model, config, self.cfg)
