@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +47,7 @@ class RunResult:
     output_dir: Path
     metrics: dict  # split -> metric name -> value
     majority_baseline: float
+    model: object = field(default=None, repr=False)  # the trained model, in memory (on every process)
 
 
 class StderrHandler(logging.StreamHandler):
@@ -73,11 +75,24 @@ def setup_logging(is_main: bool) -> None:
     datasets.utils.logging.set_verbosity_warning()
 
 
+def use_cpu_when_launched_without_accelerators() -> None:
+    """Several processes on a machine without GPUs join a gloo group on the CPU. accelerate's launcher
+    starts them (torchrun, `accelerate_configs/cpu_ddp.yaml`) but does not pass `use_cpu` on to them,
+    and without it each process would train alone on its own copy of the model."""
+    import torch
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available():
+        os.environ.setdefault("ACCELERATE_USE_CPU", "true")
+
+
 def run(cfg: RunConfig) -> RunResult:
-    from accelerate import PartialState
     from transformers import EarlyStoppingCallback, set_seed
 
-    state = PartialState()
+    use_cpu_when_launched_without_accelerators()
+    # Reading `device` makes TrainingArguments build the process group exactly as the Trainer will
+    # (from `use_cpu` and accelerate's launch environment); a bare PartialState() would pin another.
+    _ = cfg.training.device
+    state = cfg.training.distributed_state
     setup_logging(state.is_main_process)
     out = Path(cfg.training.output_dir)
     check_output_dir(out, cfg.run.overwrite_output_dir)
@@ -170,7 +185,7 @@ def run(cfg: RunConfig) -> RunResult:
         write_outputs(out, cfg, task, trainer, data, reports, report_split, summary, train_output.metrics)
     state.wait_for_everyone()
     print_results(out, metrics, baseline, report_split, task.pipeline_tag, state.is_main_process)
-    return RunResult(output_dir=out, metrics=metrics, majority_baseline=baseline)
+    return RunResult(output_dir=out, metrics=metrics, majority_baseline=baseline, model=trainer.model)
 
 
 def write_outputs(out, cfg, task, trainer, data, reports, report_split, summary, train_metrics) -> None:
