@@ -79,6 +79,8 @@ def merge_adapter_folder(folder: str | Path, out: str | Path) -> Path:
     import shutil
 
     folder, out = Path(folder).expanduser(), Path(out).expanduser()
+    if not folder.is_dir():
+        raise UserError(f"model folder {folder} does not exist")
     if not is_adapter_folder(folder):
         raise UserError(f"{folder} holds no PEFT adapters ({ADAPTER_CONFIG}); it is already a plain model")
     if out.exists() and any(out.iterdir()):

@@ -111,9 +111,11 @@ def listing_main(command: str) -> int:
     if command == "recipes":
         from .config import list_recipes
 
-        for name, path in list_recipes().items():
+        recipes = list_recipes()
+        width = max(map(len, recipes), default=0) + 2
+        for name, path in recipes.items():
             first = next((line[1:].strip() for line in path.read_text().splitlines() if line.startswith("#")), "")
-            print(f"{name:<20} {first}")
+            print(f"{name:<{width}} {first}")
     else:
         from .strategies import STRATEGIES
         from .tasks import TASKS

@@ -14,6 +14,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pytest  # noqa: E402
 
+# transformers binds its log handler to sys.stderr on first import; importing it here, outside any
+# test, keeps that handler off a pytest capture stream that a later test would find closed.
+import transformers  # noqa: E402, F401
+
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 # A small slice keeps the session's one fine-tuning run under a minute on 2 cores.

@@ -105,6 +105,18 @@ CASES = {
         "pickle weights .* --allow_pickle",
     ),
     "unknown strategy": (lambda t, g, m: base_argv(g, t / "out", "--strategy", "magic"), "unknown strategy 'magic'"),
+    "refused strategy combination": (
+        lambda t, g, m: base_argv(g, t / "out", "--strategy", "lora+l2sp"),
+        "lora and l2sp cannot be combined: adapters keep",
+    ),
+    "more frozen layers than the model has": (
+        lambda t, g, m: base_argv(g, t / "out", "--strategy", "freeze_bottom", "--freeze_num_layers", "9"),
+        "freeze_num_layers must be between 0 and 6",
+    ),
+    "merge of a missing folder": (
+        lambda t, g, m: ["merge", "--model", str(t / "nope"), "--out", str(t / "out")],
+        "model folder .* does not exist",
+    ),
     "batch size 0": (lambda t, g, m: base_argv(g, t / "out", "--per_device_train_batch_size", "0"), "at least 1"),
     "negative learning rate": (
         lambda t, g, m: base_argv(g, t / "out", "--learning_rate", "-1"),
