@@ -118,10 +118,3 @@ def load_classifier(auto_class, args: ModelArguments, label_names: list[str], **
     if new:
         logger.info("newly initialised (trained from scratch): %s", ", ".join(new))
     return model, new
-
-
-def parameter_counts(model) -> tuple[int, int]:
-    """(trainable, total) parameter counts."""
-    total = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return trainable, total
