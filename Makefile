@@ -14,9 +14,10 @@ OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 
 setup: system-deps $(STAMP)
 
-# Real labelled text ships in Debian's `fortunes` package.
+# Real labelled data ships in Debian packages: text in `fortunes`, images in `dataset-fashion-mnist`.
 system-deps:
-	@test -d /usr/share/games/fortunes || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q fortunes; }
+	@test -d /usr/share/games/fortunes -a -d /usr/share/datasets/fashion-mnist || { $(SUDO) apt-get update -q \
+		&& $(SUDO) apt-get install -y -q fortunes dataset-fashion-mnist; }
 
 # torch first, pinned, so no dependency resolves it to a CUDA build (see constraints.txt).
 $(STAMP): pyproject.toml constraints.txt
