@@ -150,6 +150,10 @@ def reset_head(model) -> list[str]:
     for child_name, child in model.named_children():
         if child is model.base_model:
             continue
+        for module in child.modules():  # transformers 5.x skips weights it marked as loaded
+            module._is_hf_initialized = False
+            for tensor in (*module.parameters(recurse=False), *module.buffers(recurse=False)):
+                tensor._is_hf_initialized = False
         child.apply(model._init_weights)
         names += [f"{child_name}.{n}" for n, _ in child.named_parameters()]
     return names
