@@ -12,6 +12,16 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 
+def _cpu_threads_yield() -> None:
+    """OpenMP threads that wait by spinning starve every other process on a shared CPU: with two
+    training processes on 2 cores, steps here took 2.7 s instead of 0.15 s. Waiting threads that
+    sleep (`PASSIVE`) lose almost nothing when alone. Must be set before torch loads OpenMP;
+    an explicit `OMP_WAIT_POLICY` wins."""
+    import os
+
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 def _flush_denormals() -> None:
     """CPU arithmetic on denormal floats is ~100x slower: flush them to zero (no effect on GPUs).
 
@@ -24,6 +34,7 @@ def _flush_denormals() -> None:
     torch.set_flush_denormal(True)
 
 
+_cpu_threads_yield()
 _flush_denormals()
 
 

@@ -198,3 +198,39 @@ def test_new_head_when_the_checkpoint_head_predicts_other_classes(vit_init_dir):
     other, new_other = load_classifier(AutoModelForImageClassification, args, targets)
     assert not np.allclose(other.classifier.weight.detach().numpy(), saved.numpy())
     assert "classifier.weight" in new_other and other.config.id2label[0] == "Trouser"
+
+
+@pytest.mark.parametrize("recipe", ["cifar10", "beans", "food101", "fashion_mnist_target", "vit_fashion_source"])
+def test_image_recipes_resolve(recipe):
+    from hf_finetune.config import parse_config
+
+    cfg = parse_config(["--config", recipe])
+    assert cfg.run.task == "image_classification"
+    assert cfg.model.ignore_mismatched_sizes or recipe == "vit_fashion_source"
+    task = TASKS.get("image_classification")(cfg)
+    assert cfg.training.train_sampling_strategy == "random" and cfg.training.remove_unused_columns is False
+    assert task.input_columns() == [("image", cfg.data.image_column)]
+
+
+def test_pretrain_reuses_a_finished_folder(tmp_path):
+    from hf_finetune.outputs import mark_complete
+    from hf_finetune.pretrain import pretrain
+
+    finished = tmp_path / "pretrained"
+    finished.mkdir()
+    mark_complete(finished, {})
+    init = tmp_path / "init"
+    assert pretrain(["--output_dir", str(finished), "--model_name_or_path", str(init)]) == finished
+    assert not init.exists()  # nothing written, nothing trained
+
+
+def test_multilabel_scores_by_hand():
+    from hf_finetune.metrics import majority_label_set_baseline, multilabel_scores
+
+    gold = np.array([[1, 0, 1], [0, 1, 0], [1, 0, 0], [1, 0, 1]])
+    pred = np.array([[1, 0, 1], [0, 1, 1], [0, 0, 0], [1, 0, 1]])
+    scores = multilabel_scores(gold, pred)
+    assert scores["accuracy"] == 0.5  # rows 0 and 3 exactly right
+    # pooled: TP 5, FP 1, FN 1 -> micro F1 5/6; per label F1: 0.8, 1.0, 0.8 -> macro 13/15
+    assert scores["micro_f1"] == pytest.approx(5 / 6) and scores["macro_f1"] == pytest.approx(13 / 15)
+    assert majority_label_set_baseline([[0, 2], [0, 2], [1]], gold) == 0.5
