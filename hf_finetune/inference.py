@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from .errors import UserError
-from .modeling import check_checkpoint_folder
+from .modeling import TOKENIZER_FILES, check_checkpoint_folder
 
 OUTPUT_FORMATS = (".csv", ".jsonl")
 
@@ -27,6 +27,11 @@ def load_pipeline(model_dir: str, batch_size: int = 32):
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     if not config.get("id2label"):
         raise UserError(f"{model_dir}/config.json has no id2label: not a classification model")
+    if (folder / "preprocessor_config.json").exists() and not any((folder / f).exists() for f in TOKENIZER_FILES):
+        raise UserError(
+            f"{model_dir} is an image model and these commands read text; use "
+            f'transformers.pipeline("image-classification", model="{model_dir}") on image files'
+        )
     return pipeline("text-classification", model=str(folder), tokenizer=str(folder), batch_size=batch_size)
 
 

@@ -234,3 +234,18 @@ def test_multilabel_scores_by_hand():
     # pooled: TP 5, FP 1, FN 1 -> micro F1 5/6; per label F1: 0.8, 1.0, 0.8 -> macro 13/15
     assert scores["micro_f1"] == pytest.approx(5 / 6) and scores["macro_f1"] == pytest.approx(13 / 15)
     assert majority_label_set_baseline([[0, 2], [0, 2], [1]], gold) == 0.5
+
+
+def test_text_commands_refuse_an_image_model_in_one_line(vit_init_dir, tmp_path, capsys):
+    inputs = write_csv(tmp_path, [{"text": "a shoe"}])
+    code, _, stderr = run_cli(["predict", "--model", str(vit_init_dir), "--input", str(inputs)], capsys)
+    assert code == 2
+    assert_one_line_error(stderr, r'is an image model.*pipeline\("image-classification"')
+
+
+def test_missing_pretrained_vit_says_how_to_make_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no outputs/pretrained here
+    code, _, stderr = run_cli(["train", "--config", "fashion_mnist_target"], capsys)
+    assert code == 2
+    assert_one_line_error(stderr, r"run `hf-finetune pretrain` first")
+    assert not (tmp_path / "outputs").exists()

@@ -38,9 +38,15 @@ class ImageClassification(Task):
         args.remove_unused_columns = False
 
     def check_model_inputs(self):
-        from ..modeling import check_checkpoint_folder
+        from pathlib import Path
 
-        check_checkpoint_folder(resolve_checkpoint(self.cfg.model.model_name_or_path), self.cfg.model.allow_pickle)
+        from ..modeling import check_checkpoint_folder
+        from ..pretrain import pretrained_dir
+
+        name = self.cfg.model.model_name_or_path
+        if not Path(name).exists() and Path(name) == pretrained_dir():
+            raise UserError(f"the offline pretrained ViT ({name}) is not there yet: run `hf-finetune pretrain` first")
+        check_checkpoint_folder(resolve_checkpoint(name), self.cfg.model.allow_pickle)
 
     def load_data(self):
         args = self.cfg.data
