@@ -2,10 +2,11 @@
 
 The Hub is not reachable on every machine (CI, air-gapped clusters, our own
 sandbox), yet demos, tests and benchmarks must run on *real* weights and *real*
-labelled text. This module is the one place that knows where those assets live,
+labelled text and images. This module is the one place that knows where those assets live,
 so that every number reported across the project comes from the same loader and
 the same filter. Recipes refer to them with the `packaged:` prefix:
-`model_name_or_path: packaged:all-MiniLM-L6-v2`, `dataset_name: packaged:fortunes-topics`.
+`model_name_or_path: packaged:all-MiniLM-L6-v2`, `dataset_name: packaged:fortunes-topics`,
+`dataset_name: packaged:fashion-mnist` (Debian `dataset-fashion-mnist`), `packaged:digits` (scikit-learn).
 """
 
 from __future__ import annotations
