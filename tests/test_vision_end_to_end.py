@@ -124,3 +124,30 @@ def test_hub_recipe_trains_on_a_local_dataset_with_the_same_columns(
     assert (result.output_dir / "run_complete.json").is_file()
     assert result.metrics["test"]["accuracy"] >= 0  # it ran end to end; 256 images, 1 epoch, random init
     assert read_json(result.output_dir / "config.json")["id2label"]["9"] == "9"
+
+
+def test_final_model_is_the_best_checkpoint(target_run):
+    """ViT checkpoints are saved under legacy weight names that Trainer's own reload misses."""
+    import torch
+    from transformers import AutoModelForImageClassification
+
+    best = read_json(target_run / "trainer_state.json")["best_model_checkpoint"]
+    final = AutoModelForImageClassification.from_pretrained(str(target_run)).state_dict()
+    chosen = AutoModelForImageClassification.from_pretrained(best).state_dict()
+    assert final.keys() == chosen.keys() and all(torch.equal(final[k], chosen[k]) for k in final)
+
+
+def test_skipped_images_are_listed_in_the_output_folder(digit_folder, vit_init_dir, tmp_path):
+    import hf_finetune
+
+    rows = [f"{p},{p.parent.name}" for p in sorted(digit_folder.rglob("*.png"))]
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    listing = tmp_path / "images.csv"
+    listing.write_text("\n".join(["path,kind", *rows, "broken.png,7"]) + "\n")
+    result = hf_finetune.train(
+        "image_folder", model_name_or_path=str(vit_init_dir), train_file=str(listing), image_column="path",
+        label_column="kind", skip_bad_images=True, num_train_epochs=1, output_dir=str(tmp_path / "out"),
+    )  # fmt: skip
+    skipped = (result.output_dir / "skipped_images.txt").read_text().splitlines()
+    assert len(skipped) == 2 and skipped[1].startswith("train\t") and skipped[1].split("\t")[1].endswith("broken.png")
+    assert sum(read_json(result.output_dir / "metrics.json")["data_sizes"].values()) == 90
