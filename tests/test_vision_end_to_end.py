@@ -131,7 +131,12 @@ def test_final_model_is_the_best_checkpoint(target_run):
     import torch
     from transformers import AutoModelForImageClassification
 
-    best = read_json(target_run / "trainer_state.json")["best_model_checkpoint"]
+    state = read_json(target_run / "trainer_state.json")
+    best = state["best_model_checkpoint"]
+    # the reported validation score is the best epoch's, not the last one's
+    assert read_json(target_run / "metrics.json")["metrics"]["validation"]["macro_f1"] == pytest.approx(
+        state["best_metric"]
+    )
     final = AutoModelForImageClassification.from_pretrained(str(target_run)).state_dict()
     chosen = AutoModelForImageClassification.from_pretrained(best).state_dict()
     assert final.keys() == chosen.keys() and all(torch.equal(final[k], chosen[k]) for k in final)
