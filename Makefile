@@ -10,13 +10,14 @@ ARGS ?=
 # The demo and the tests never need the Hub.
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 
-.PHONY: setup system-deps demo test test-fast lint clean
+.PHONY: setup system-deps demo demo-vision pretrain-vit test test-fast lint clean
 
 setup: system-deps $(STAMP)
 
-# Real labelled text ships in Debian's `fortunes` package.
+# Real labelled data ships in Debian packages: text in `fortunes`, images in `dataset-fashion-mnist`.
 system-deps:
-	@test -d /usr/share/games/fortunes || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q fortunes; }
+	@test -d /usr/share/games/fortunes -a -d /usr/share/datasets/fashion-mnist || { $(SUDO) apt-get update -q \
+		&& $(SUDO) apt-get install -y -q fortunes dataset-fashion-mnist; }
 
 # torch first, pinned, so no dependency resolves it to a CUDA build (see constraints.txt).
 $(STAMP): pyproject.toml constraints.txt
@@ -29,6 +30,14 @@ $(STAMP): pyproject.toml constraints.txt
 demo: setup
 	$(OFFLINE) $(VENV)/bin/accelerate launch --config_file $(ACCELERATE_CONFIG) \
 		tasks/text_classification.py --config fortunes_topics --overwrite_output_dir $(ARGS)
+
+# Pretrain a small ViT on Fashion-MNIST source classes (reused once finished), fine-tune it on the
+# held-out classes, and print the gain over the same ViT trained from scratch. Offline.
+demo-vision: setup
+	$(OFFLINE) $(PY) -m hf_finetune.vision_demo $(ARGS)
+
+pretrain-vit: setup
+	$(OFFLINE) $(VENV)/bin/hf-finetune pretrain $(ARGS)
 
 test: setup
 	$(OFFLINE) $(PY) -m pytest $(ARGS)

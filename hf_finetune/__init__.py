@@ -12,6 +12,32 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 
+def _cpu_threads_yield() -> None:
+    """OpenMP threads that wait by spinning starve every other process on a shared CPU: with two
+    training processes on 2 cores, steps here took 2.7 s instead of 0.15 s. Waiting threads that
+    sleep (`PASSIVE`) lose almost nothing when alone. Must be set before torch loads OpenMP;
+    an explicit `OMP_WAIT_POLICY` wins."""
+    import os
+
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def _flush_denormals() -> None:
+    """CPU arithmetic on denormal floats is ~100x slower: flush them to zero (no effect on GPUs).
+
+    Measured here: a small ViT on Fashion-MNIST (uniform backgrounds) trained at 51 samples/s
+    without it and 586 with it. The flag lives in each thread's FP control register and torch's
+    worker threads copy it when they start, so it is set on import, before any torch work.
+    """
+    import torch
+
+    torch.set_flush_denormal(True)
+
+
+_cpu_threads_yield()
+_flush_denormals()
+
+
 def train(config=None, **overrides):
     """Run one fine-tuning job and return its `RunResult` (output_dir, metrics, majority_baseline).
 

@@ -15,6 +15,7 @@ from .errors import EXIT_OK, UserError
 
 COMMANDS = {
     "train": "fine-tune a checkpoint: hf-finetune train --config RECIPE [--key value ...]",
+    "pretrain": "pretrain the offline ViT on the Fashion-MNIST source classes (reused once finished)",
     "evaluate": "score a trained model on a labelled file",
     "predict": "label texts from a file or the command line (CSV or JSONL out)",
     "merge": "merge PEFT adapters into their base model: hf-finetune merge --model DIR --out DIR2",
@@ -48,6 +49,23 @@ def _inference_parser(command: str) -> argparse.ArgumentParser:
     parser.add_argument("--text_column", "--text-column", default="text", help="Column with the input text.")
     parser.add_argument("--text_pair_column", "--text-pair-column", help="Second text column for pair inputs.")
     return parser
+
+
+def pretrain_main(argv: list[str]) -> int:
+    from .pretrain import pretrain
+
+    if any(a in ("-h", "--help") for a in argv):
+        from .config import ConfigParser
+
+        print("hf-finetune pretrain [--key value ...]: the `vit_fashion_source` recipe; any train option overrides it")
+        ConfigParser(prog="hf-finetune pretrain").print_help()
+        return EXIT_OK
+    from .training import setup_logging
+
+    setup_logging(is_main=True)
+    out = pretrain(argv)
+    print(f"pretrained ViT: {out}")
+    return EXIT_OK
 
 
 def evaluate_main(argv: list[str]) -> int:
@@ -140,6 +158,8 @@ def dispatch(argv: list[str]) -> int:
     command, rest = argv[0], argv[1:]
     if command == "train":
         return train_main(rest)
+    if command == "pretrain":
+        return pretrain_main(rest)
     if command == "evaluate":
         return evaluate_main(rest)
     if command == "predict":

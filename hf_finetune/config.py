@@ -28,6 +28,7 @@ RECIPES_DIR = REPO_ROOT / "tasks" / "recipes"
 DEFAULT_OUTPUT_ROOT = "outputs"
 # TrainingArguments fields that hold secrets: never written to run_config.yaml.
 SECRET_FIELDS = ("hub_token",)
+AUGMENTATIONS = ("crop_flip", "crop", "trivial", "rand", "none")
 
 
 @dataclass
@@ -130,6 +131,48 @@ class DataArguments:
         default=None, metadata={"help": "Use a seeded random subset of this many validation (and test) examples."}
     )
     max_seq_length: int = field(default=128, metadata={"help": "Longer inputs are truncated to this many tokens."})
+    image_column: str = field(
+        default="image",
+        metadata={
+            "help": "Column holding the images: an `Image` feature, or image file paths (relative paths are "
+            "resolved against the data file's folder). Image folders give `image` and `label`."
+        },
+    )
+    skip_bad_images: bool = field(
+        default=False,
+        metadata={
+            "help": "Skip unreadable images (logged, listed in `skipped_images.txt` in the output folder). "
+            "Off by default: unreadable images are an error naming them, found before training starts."
+        },
+    )
+    augmentation: str = field(
+        default="crop_flip",
+        metadata={
+            "help": "Training augmentation (kornia): crop_flip (random resized crop + horizontal flip), crop "
+            "(no flip: digits, text), trivial (crop_flip + TrivialAugment), rand (crop_flip + RandAugment), "
+            "none. Evaluation is always a deterministic resize + normalise."
+        },
+    )
+    augmentation_min_scale: float = field(
+        default=0.5,
+        metadata={
+            "help": "Smallest share of the image area a random resized crop keeps. torchvision's 0.08 suits "
+            "224 px photos; at 28-32 px it leaves too little of the object."
+        },
+    )
+    multi_label: bool = field(
+        default=False,
+        metadata={
+            "help": "Several labels per example (sigmoid + binary cross-entropy): the label column holds a list "
+            "of labels, or a string of them joined by `multi_label_separator`."
+        },
+    )
+    multi_label_threshold: float = field(
+        default=0.5, metadata={"help": "A label is predicted when its sigmoid probability reaches this."}
+    )
+    multi_label_separator: str = field(
+        default=",", metadata={"help": "Separator of labels in a string label column (multi-label only)."}
+    )
     extra_metrics: list[str] = field(
         default_factory=list,
         metadata={
@@ -396,6 +439,12 @@ def finalize(cfg: RunConfig, task: str | None) -> None:
     for name in ("per_device_train_batch_size", "per_device_eval_batch_size"):
         if getattr(cfg.training, name) < 1:
             raise UserError(f"{name} must be at least 1, got {getattr(cfg.training, name)}")
+    if cfg.data.augmentation not in AUGMENTATIONS:
+        raise UserError(f"augmentation must be one of {', '.join(AUGMENTATIONS)}, got '{cfg.data.augmentation}'")
+    if not 0 < cfg.data.augmentation_min_scale <= 1:
+        raise UserError(f"augmentation_min_scale must be in (0, 1], got {cfg.data.augmentation_min_scale}")
+    if not 0 < cfg.data.multi_label_threshold < 1:
+        raise UserError(f"multi_label_threshold must be between 0 and 1, got {cfg.data.multi_label_threshold}")
     if not cfg.strategy.strategy_names:
         raise UserError("strategy is empty: name one, e.g. --strategy full")
     from .transfer import resolve_strategies  # needs the strategy registry, which imports this module

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import DataArguments, looks_like_local_path
@@ -39,6 +40,9 @@ class LabelledData:
     splits: dict  # split name ("train", "validation", optional "test") -> datasets.Dataset
     label_names: list[str]
     source: str
+    # File name -> text, written into the output folder once it exists (e.g. the skipped images):
+    # data is checked before the folder is created, so what the checks found waits here.
+    extra_outputs: dict[str, str] = field(default_factory=dict)
 
     @property
     def id2label(self) -> dict[int, str]:
@@ -161,6 +165,13 @@ def _check_no_missing(dataset, column: str, split: str, kind: str) -> None:
         )
 
 
+def _check_single_label(train, label_column: str) -> None:
+    """A column of lists is multi-label data: say which option reads it, rather than failing on hashing."""
+    feature = train.features[label_column]
+    if hasattr(feature, "feature"):  # datasets' List/Sequence feature
+        raise UserError(f"label column '{label_column}' holds lists of labels: pass --multi_label true to use them")
+
+
 def _label_names(train, label_column: str) -> list[str]:
     from datasets import ClassLabel
 
@@ -198,6 +209,41 @@ def _encode_labels(dataset, label_column: str, label_names: list[str], split: st
     return dataset.cast_column(label_column, target)
 
 
+def _label_list(value, separator: str) -> list:
+    """One multi-label cell as a list: a list stays, a string is split on the separator."""
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(separator) if v.strip()]
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    return [value]
+
+
+def _multi_label_names(train, label_column: str, separator: str) -> list[str]:
+    from datasets import ClassLabel
+
+    feature = getattr(train.features[label_column], "feature", None)
+    if isinstance(feature, ClassLabel):
+        return list(feature.names)
+    values = {str(v) for row in train[label_column] for v in _label_list(row, separator)}
+    return sorted(values)
+
+
+def _encode_multi_labels(dataset, label_column: str, label_names: list[str], split: str, separator: str):
+    """Label lists as lists of ids in the train label order (a `Sequence(ClassLabel)` column)."""
+    from datasets import ClassLabel, Sequence
+
+    feature = getattr(dataset.features[label_column], "feature", None)
+    names = feature.names if isinstance(feature, ClassLabel) else None
+    rows = [[names[v] if names else str(v) for v in _label_list(row, separator)] for row in dataset[label_column]]
+    unseen = sorted({v for row in rows for v in row} - set(label_names))
+    if unseen:
+        raise UserError(f"labels in {split} not seen in train: {', '.join(unseen[:10])}")
+    label2id = {n: i for i, n in enumerate(label_names)}
+    ids = [sorted({label2id[v] for v in row}) for row in rows]
+    dataset = dataset.remove_columns(label_column).add_column(label_column, ids)
+    return dataset.cast_column(label_column, Sequence(ClassLabel(names=label_names)))
+
+
 def _seeded_subset(dataset, n: int | None, seed: int):
     if n is None or n >= len(dataset):
         return dataset
@@ -210,8 +256,19 @@ def _is_unlabelled(dataset, label_column: str) -> bool:
     return all(v == UNLABELLED for v in dataset[label_column])
 
 
-def load_labelled_data(args: DataArguments, seed: int) -> LabelledData:
-    """Splits with checked columns and integer labels; a stratified validation split if none exists."""
+def load_labelled_data(
+    args: DataArguments,
+    seed: int,
+    inputs: list[tuple[str, str]] | None = None,
+    check_inputs: Callable | None = None,
+) -> LabelledData:
+    """Splits with checked columns and integer labels; a stratified validation split if none exists.
+
+    `inputs` are the (option, column) pairs of the model inputs, the text column(s) by default.
+    `check_inputs(split, dataset) -> dataset` replaces the empty-text check for other kinds of input
+    (images: decoded and checked once, before training); it may drop rows or add columns.
+    Multi-label data (`args.multi_label`) gets lists of label ids and a random validation split.
+    """
     raw, source = load_raw_splits(args)
     if args.train_split not in raw:
         raise UserError(
@@ -224,7 +281,7 @@ def load_labelled_data(args: DataArguments, seed: int) -> LabelledData:
     if args.test_split and args.test_split not in raw:
         raise UserError(f"no '{args.test_split}' split in {source}; splits: {', '.join(raw)}")
 
-    inputs = text_columns(args.text_column, args.text_pair_column)
+    inputs = inputs or text_columns(args.text_column, args.text_pair_column)
     columns = [*inputs, ("label_column", args.label_column)]
     chosen = {"train": raw[args.train_split]}
     if validation_name:
@@ -240,19 +297,31 @@ def load_labelled_data(args: DataArguments, seed: int) -> LabelledData:
     keep = [c for _, c in columns]
     for split, dataset in list(chosen.items()):
         dataset = dataset.remove_columns([c for c in dataset.column_names if c not in keep])
-        for _, column in inputs:
-            _check_no_missing(dataset, column, split, "text")
+        if check_inputs is None:
+            for _, column in inputs:
+                _check_no_missing(dataset, column, split, "text")
+        else:
+            dataset = check_inputs(split, dataset)
         _check_no_missing(dataset, args.label_column, split, "label")
         chosen[split] = dataset
 
-    label_names = _label_names(chosen["train"], args.label_column)
+    if args.multi_label:
+        label_names = _multi_label_names(chosen["train"], args.label_column, args.multi_label_separator)
+    else:
+        _check_single_label(chosen["train"], args.label_column)
+        label_names = _label_names(chosen["train"], args.label_column)
     if len(label_names) < 2:
         raise UserError(
             f"label column '{args.label_column}' has only one class ({label_names[0] if label_names else 'none'}) in "
             "the training data; classification needs at least two"
         )
     for split in list(chosen):
-        chosen[split] = _encode_labels(chosen[split], args.label_column, label_names, split)
+        if args.multi_label:
+            chosen[split] = _encode_multi_labels(
+                chosen[split], args.label_column, label_names, split, args.multi_label_separator
+            )
+        else:
+            chosen[split] = _encode_labels(chosen[split], args.label_column, label_names, split)
 
     if "validation" not in chosen:
         chosen["train"], chosen["validation"] = _stratified_split(chosen["train"], args, seed)
@@ -265,12 +334,18 @@ def load_labelled_data(args: DataArguments, seed: int) -> LabelledData:
 
 def _stratified_split(train, args: DataArguments, seed: int):
     """Hold out `validation_size` of train, stratified by label so rare classes appear in both parts."""
-    n_classes = len(train.features[args.label_column].names)
     n_val = round(len(train) * args.validation_size)
     if n_val < 1 or len(train) - n_val < 1:
         raise UserError(
             f"{len(train)} training rows are too few to hold out a validation split; add rows or a validation file"
         )
+    if args.multi_label:  # no single label to stratify by
+        parts = train.train_test_split(test_size=args.validation_size, seed=seed)
+        logger.info(
+            "no validation split: held out %d of %d rows at random (multi-label), seed %d", n_val, len(train), seed
+        )
+        return parts["train"], parts["test"]
+    n_classes = len(train.features[args.label_column].names)
     try:
         parts = train.train_test_split(test_size=args.validation_size, seed=seed, stratify_by_column=args.label_column)
     except ValueError as exc:  # a class with a single row, or fewer validation rows than classes

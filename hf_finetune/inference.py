@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .adapters import is_adapter_folder, load_adapter_model
 from .errors import UserError
-from .modeling import check_checkpoint_folder
+from .modeling import TOKENIZER_FILES, check_checkpoint_folder
 
 OUTPUT_FORMATS = (".csv", ".jsonl")
 
@@ -28,6 +28,11 @@ def load_pipeline(model_dir: str, batch_size: int = 32):
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     if not config.get("id2label"):
         raise UserError(f"{model_dir}/config.json has no id2label: not a classification model")
+    if (folder / "preprocessor_config.json").exists() and not any((folder / f).exists() for f in TOKENIZER_FILES):
+        raise UserError(
+            f"{model_dir} is an image model and these commands read text; use "
+            f'transformers.pipeline("image-classification", model="{model_dir}") on image files'
+        )
     # An adapter folder (lora, ia3) is merged in memory: the pipeline then runs a plain model.
     model = load_adapter_model(folder) if is_adapter_folder(folder) else str(folder)
     return pipeline("text-classification", model=model, tokenizer=str(folder), batch_size=batch_size)

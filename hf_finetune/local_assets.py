@@ -2,10 +2,11 @@
 
 The Hub is not reachable on every machine (CI, air-gapped clusters, our own
 sandbox), yet demos, tests and benchmarks must run on *real* weights and *real*
-labelled text. This module is the one place that knows where those assets live,
+labelled text and images. This module is the one place that knows where those assets live,
 so that every number reported across the project comes from the same loader and
 the same filter. Recipes refer to them with the `packaged:` prefix:
-`model_name_or_path: packaged:all-MiniLM-L6-v2`, `dataset_name: packaged:fortunes-topics`.
+`model_name_or_path: packaged:all-MiniLM-L6-v2`, `dataset_name: packaged:fortunes-topics`,
+`dataset_name: packaged:fashion-mnist` (Debian `dataset-fashion-mnist`), `packaged:digits` (scikit-learn).
 """
 
 from __future__ import annotations
@@ -116,8 +117,152 @@ def fortunes_topics(topics: tuple[str, ...] = FORTUNE_TOPICS, seed: int = FORTUN
     return DatasetDict(out)
 
 
+FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+FASHION_MNIST_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
+# The one pretrained-ViT source split (decisions.md): these classes, train file only. Targets and
+# zero-shot experiments use the others, so a pretrained model never saw its target classes.
+FASHION_MNIST_SOURCE_CLASSES = (0, 2, 4, 6, 8)
+FASHION_MNIST_TARGET_CLASSES = (1, 3, 5, 7, 9)
+# The one attribute table for Fashion-MNIST classes (multi-label images, zero-shot by attributes).
+# Only attributes every image of the class has: "long_sleeves" is not given to Shirt or T-shirt/top
+# because the class holds both sleeve lengths.
+FASHION_MNIST_ATTRIBUTES: dict[str, tuple[str, ...]] = {
+    "T-shirt/top": ("clothing", "upper_body"),
+    "Trouser": ("clothing", "covers_legs"),
+    "Pullover": ("clothing", "upper_body", "long_sleeves"),
+    "Dress": ("clothing", "upper_body", "covers_legs"),
+    "Coat": ("clothing", "upper_body", "long_sleeves"),
+    "Sandal": ("footwear",),
+    "Shirt": ("clothing", "upper_body"),
+    "Sneaker": ("footwear",),
+    "Bag": ("accessory",),
+    "Ankle boot": ("footwear",),
+}
+ATTRIBUTE_NAMES = ("clothing", "upper_body", "covers_legs", "long_sleeves", "footwear", "accessory")
+DIGITS_SEED = 0
+DIGITS_TEST_FRACTION = 0.2
+
+
+def _read_idx(path: Path):
+    """An IDX file (the MNIST container: magic, dimensions, then raw uint8) as a numpy array."""
+    import gzip
+
+    import numpy as np
+
+    if not path.is_file():
+        raise UserError(
+            f"Fashion-MNIST file {path} not found: install the data with `apt-get install dataset-fashion-mnist`"
+        )
+    with gzip.open(path, "rb") as handle:
+        raw = handle.read()
+    n_dims = raw[3]
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(n_dims))
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * n_dims).reshape(shape)
+
+
+def _image_dataset(images, labels, names: list[str]):
+    """Grayscale uint8 arrays -> a `datasets.Dataset` with an `Image` feature and `ClassLabel` names."""
+    from datasets import ClassLabel, Dataset, Features, Image
+
+    features = Features({"image": Image(), "label": ClassLabel(names=names)})
+    return Dataset.from_dict({"image": list(images), "label": [int(v) for v in labels]}, features=features)
+
+
+def fashion_mnist(classes: tuple[int, ...] | None = None):
+    """Debian's Fashion-MNIST as a `DatasetDict` (train 60,000 / test 10,000 28x28 grayscale images).
+
+    `classes` keeps a subset (ids into `FASHION_MNIST_CLASSES`), renumbered 0..k-1 in the given order,
+    so a 5-class subset is an ordinary 5-class data set with its own names.
+    """
+    import numpy as np
+    from datasets import DatasetDict
+
+    keep = tuple(range(len(FASHION_MNIST_CLASSES))) if classes is None else tuple(classes)
+    names = [FASHION_MNIST_CLASSES[c] for c in keep]
+    remap = np.full(len(FASHION_MNIST_CLASSES), -1)
+    remap[list(keep)] = np.arange(len(keep))
+    out = {}
+    for split, prefix in (("train", "train"), ("test", "t10k")):
+        images = _read_idx(FASHION_MNIST_DIR / f"{prefix}-images-idx3-ubyte.gz")
+        labels = remap[_read_idx(FASHION_MNIST_DIR / f"{prefix}-labels-idx1-ubyte.gz")]
+        rows = np.flatnonzero(labels >= 0)
+        out[split] = _image_dataset(images[rows], labels[rows], names)
+    return DatasetDict(out)
+
+
+def fashion_mnist_attributes(classes: tuple[int, ...] | None = None):
+    """Fashion-MNIST with multi-label attribute labels (`labels`: a list of `ATTRIBUTE_NAMES`)."""
+    from datasets import ClassLabel, DatasetDict, Features, Image, Sequence
+
+    data = fashion_mnist(classes)
+    names = data["train"].features["label"].names
+    features = Features({"image": Image(), "labels": Sequence(ClassLabel(names=list(ATTRIBUTE_NAMES)))})
+
+    def attributes(batch):
+        return {
+            "labels": [[ATTRIBUTE_NAMES.index(a) for a in FASHION_MNIST_ATTRIBUTES[names[i]]] for i in batch["label"]]
+        }
+
+    return DatasetDict(
+        {
+            split: ds.map(attributes, batched=True, remove_columns=["label"], features=features)
+            for split, ds in data.items()
+        }
+    )
+
+
+def digits(seed: int = DIGITS_SEED):
+    """scikit-learn's 1,797 8x8 handwritten digits as images, with a fixed stratified 80/20 train/test split.
+
+    The 0..16 intensities are scaled to 0..255 so they are ordinary 8-bit grayscale images.
+    """
+    import numpy as np
+    from datasets import DatasetDict
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    loaded = load_digits()
+    images = np.round(loaded.images * (255 / 16)).astype(np.uint8)
+    train_idx, test_idx = train_test_split(
+        np.arange(len(images)), test_size=DIGITS_TEST_FRACTION, random_state=seed, stratify=loaded.target
+    )
+    names = [str(d) for d in range(10)]
+    return DatasetDict(
+        {
+            "train": _image_dataset(images[train_idx], loaded.target[train_idx], names),
+            "test": _image_dataset(images[test_idx], loaded.target[test_idx], names),
+        }
+    )
+
+
+def fashion_mnist_source():
+    """The pretraining source: classes 0, 2, 4, 6, 8, images from the train file only (test kept for scoring)."""
+    return fashion_mnist(FASHION_MNIST_SOURCE_CLASSES)
+
+
+def fashion_mnist_target():
+    """The held-out classes 1, 3, 5, 7, 9: a target the source-pretrained ViT never saw."""
+    return fashion_mnist(FASHION_MNIST_TARGET_CLASSES)
+
+
 PACKAGED_DATASETS: dict[str, Callable[[], object]] = {
     "fortunes-topics": fortunes_topics,
+    "fashion-mnist": fashion_mnist,
+    "fashion-mnist-source": fashion_mnist_source,
+    "fashion-mnist-target": fashion_mnist_target,
+    "fashion-mnist-attributes": fashion_mnist_attributes,
+    "digits": digits,
 }
 
 

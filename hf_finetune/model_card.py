@@ -73,6 +73,7 @@ def build_model_card(cfg, task, summary: dict) -> ModelCard:
         for split, values in summary["metrics"].items()
     )
     sizes = ", ".join(f"{split} {n}" for split, n in summary["data_sizes"].items())
+    inputs = ", ".join(f"{kind}=`{column}`" for kind, column in task.input_columns())
     body = f"""
 # {model_name}
 
@@ -80,7 +81,7 @@ Fine-tuned from `{cfg.model.model_name_or_path}`{f" (`{base_model}`)" if base_mo
 
 ## Training
 
-- Data: `{dataset_label}`{f" (config `{cfg.data.dataset_config_name}`)" if cfg.data.dataset_config_name else ""}, columns text=`{cfg.data.text_column}`{f", pair=`{cfg.data.text_pair_column}`" if cfg.data.text_pair_column else ""}, label=`{cfg.data.label_column}`
+- Data: `{dataset_label}`{f" (config `{cfg.data.dataset_config_name}`)" if cfg.data.dataset_config_name else ""}, columns {inputs}, label=`{cfg.data.label_column}`{" (multi-label)" if cfg.data.multi_label else ""}
 - Examples: {sizes}
 - Labels ({len(summary["label_names"])}): {", ".join(summary["label_names"])}
 - Strategy: {" + ".join(strategies)}
@@ -107,7 +108,7 @@ matrix are in `metrics.json` and `confusion_matrix.png`.
 from transformers import pipeline
 
 classifier = pipeline("{task.pipeline_tag}", model="{model_name}{"-merged" if summary.get("adapter") else ""}")
-classifier("your text here")
+classifier({task.example_input})
 ```
 
 Reproduce the run: `hf-finetune train --config run_config.yaml`.

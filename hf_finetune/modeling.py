@@ -8,6 +8,7 @@ weights, pickle-only weights, a head of the wrong size) into one-line errors.
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 from .config import ModelArguments, looks_like_local_path
@@ -91,6 +92,7 @@ def load_classifier(auto_class, args: ModelArguments, label_names: list[str], **
     """`auto_class.from_pretrained` with the head sized to `label_names`; logs newly initialised weights."""
     checkpoint = resolve_checkpoint(args.model_name_or_path)
     check_checkpoint_folder(checkpoint, args.allow_pickle)
+    previous_labels = _checkpoint_label_names(checkpoint, args)
     id2label = dict(enumerate(label_names))
     try:
         model, info = auto_class.from_pretrained(
@@ -115,6 +117,50 @@ def load_classifier(auto_class, args: ModelArguments, label_names: list[str], **
     except (OSError, ValueError) as exc:
         raise UserError(f"cannot load checkpoint '{checkpoint}': {first_line(exc)}") from None
     new = sorted(info.get("missing_keys", [])) + sorted(k for k, *_ in info.get("mismatched_keys", []))
+    if previous_labels and previous_labels != label_names:
+        # Same number of classes, other classes (a ViT pretrained on 5 source classes, fine-tuned on 5
+        # target classes): the sizes match, so from_pretrained would keep a head that scores the wrong
+        # classes. A new task gets a new head, whatever its size.
+        reset = reset_head(model)
+        logger.info(
+            "the checkpoint's head predicts other labels (%s); it is replaced by a new head for %s",
+            ", ".join(previous_labels[:5]) + (" ..." if len(previous_labels) > 5 else ""),
+            ", ".join(label_names[:5]) + (" ..." if len(label_names) > 5 else ""),
+        )
+        new = sorted(set(new) | set(reset))
     if new:
         logger.info("newly initialised (trained from scratch): %s", ", ".join(new))
     return model, new
+
+
+def _checkpoint_label_names(checkpoint: str, args: ModelArguments) -> list[str] | None:
+    """The label names a checkpoint's head was trained for; None for a headless or generic checkpoint."""
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(
+            checkpoint, revision=args.revision, trust_remote_code=args.trust_remote_code
+        )
+    except Exception:  # an unreadable config fails, with a clear message, in from_pretrained itself
+        return None
+    id2label = getattr(config, "id2label", None) or {}
+    names = [id2label[i] for i in sorted(id2label)]
+    # `LABEL_0, LABEL_1` is transformers' placeholder: the checkpoint says nothing about its classes.
+    if not names or all(re.fullmatch(r"LABEL_\d+", str(n)) for n in names):
+        return None
+    return [str(n) for n in names]
+
+
+def reset_head(model) -> list[str]:
+    """Re-initialise everything outside the base model (the task head); returns the parameter names."""
+    names = []
+    for child_name, child in model.named_children():
+        if child is model.base_model:
+            continue
+        for module in child.modules():  # transformers 5.x skips weights it marked as loaded
+            module._is_hf_initialized = False
+            for tensor in (*module.parameters(recurse=False), *module.buffers(recurse=False)):
+                tensor._is_hf_initialized = False
+        child.apply(model._init_weights)
+        names += [f"{child_name}.{n}" for n, _ in child.named_parameters()]
+    return names

@@ -22,9 +22,15 @@ import numpy as np
 
 from .adapters import is_adapter_folder, save_adapter_config
 from .config import RunConfig, write_run_config
-from .metrics import majority_baseline, per_class_report, softmax
+from .metrics import (
+    majority_baseline,
+    majority_label_set_baseline,
+    multilabel_report,
+    per_class_report,
+    sigmoid,
+    softmax,
+)
 from .model_card import build_model_card
-from .modeling import check_model_inputs
 from .outputs import (
     METRICS,
     MISCLASSIFIED,
@@ -100,7 +106,7 @@ def run(cfg: RunConfig) -> RunResult:
 
     task = TASKS.get(cfg.run.task)(cfg)
     strategies = [cls(cfg) for cls in resolve_strategies(cfg.strategy.strategy_names)]
-    check_model_inputs(cfg.model)
+    task.check_model_inputs()
     data = task.load_data()
     sizes = {split: len(ds) for split, ds in data.splits.items()}
     logger.info("data %s: %s; %d labels: %s", data.source, sizes, len(data.label_names), ", ".join(data.label_names))
@@ -114,6 +120,8 @@ def run(cfg: RunConfig) -> RunResult:
     if state.is_main_process:
         prepare_output_dir(out, cfg.run.overwrite_output_dir)
         write_run_config(cfg, out / RUN_CONFIG)
+        for name, text in data.extra_outputs.items():
+            (out / name).write_text(text, encoding="utf-8")
     state.wait_for_everyone()
 
     callbacks = [cb for s in strategies for cb in s.callbacks()]
@@ -147,6 +155,7 @@ def run(cfg: RunConfig) -> RunResult:
     started = time.time()
     train_output = trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
     train_runtime = time.time() - started
+    reload_best_model(trainer)
     trainer.save_model(str(out))
     if trainer.is_world_process_zero():
         if is_adapter_folder(out):
@@ -164,12 +173,13 @@ def run(cfg: RunConfig) -> RunResult:
         metrics[split] = {
             k[len(split) + 1 :]: v for k, v in prediction.metrics.items() if not k.endswith(("_runtime", "per_second"))
         }
-        reports[split] = (
-            prediction,
-            per_class_report(prediction.label_ids, prediction.predictions.argmax(-1), data.label_names),
-        )
+        reports[split] = (prediction, evaluation_report(prediction, data.label_names, cfg.data))
     report_split = "test" if "test" in reports else "validation"
-    baseline = majority_baseline(data.splits["train"][cfg.data.label_column], reports[report_split][0].label_ids)
+    train_labels, eval_labels = data.splits["train"][cfg.data.label_column], reports[report_split][0].label_ids
+    if cfg.data.multi_label:
+        baseline = majority_label_set_baseline(train_labels, eval_labels)
+    else:
+        baseline = majority_baseline(train_labels, eval_labels)
 
     if trainer.is_world_process_zero():
         summary = {
@@ -188,6 +198,46 @@ def run(cfg: RunConfig) -> RunResult:
     return RunResult(output_dir=out, metrics=metrics, majority_baseline=baseline, model=trainer.model)
 
 
+def reload_best_model(trainer) -> None:
+    """Make `load_best_model_at_end` true for every architecture.
+
+    Trainer reloads the best checkpoint with a plain `load_state_dict`, but transformers 5.x
+    `save_pretrained` writes some architectures under their legacy weight names (ViT:
+    `vit.encoder.layer.N.attention.attention.query` for `vit.layers.N.attention.q_proj`), so the
+    reload matches nothing and the model silently stays at the last epoch. `from_pretrained`
+    maps the names; we reload through it when the checkpoint's names differ from the model's.
+    """
+    from safetensors import safe_open
+    from transformers import PreTrainedModel
+
+    best = trainer.state.best_model_checkpoint
+    weights = Path(best or "") / "model.safetensors"
+    model = trainer.model
+    if not (trainer.args.load_best_model_at_end and best and weights.is_file() and isinstance(model, PreTrainedModel)):
+        return
+    with safe_open(str(weights), framework="pt") as handle:
+        saved = set(handle.keys())
+    if saved <= set(model.state_dict()):
+        return  # Trainer's reload matched every weight
+    best_model = type(model).from_pretrained(best, dtype=model.dtype)
+    model.load_state_dict(best_model.state_dict(), strict=True)
+    logger.info("reloaded the best checkpoint %s through from_pretrained (renamed weights)", best)
+
+
+def predicted_labels(logits: np.ndarray, data_args):
+    """Class ids (single-label: argmax) or a 0/1 indicator array (multi-label: sigmoid >= threshold)."""
+    if data_args.multi_label:
+        return (sigmoid(logits) >= data_args.multi_label_threshold).astype(int)
+    return logits.argmax(-1)
+
+
+def evaluation_report(prediction, label_names: list[str], data_args) -> dict:
+    predicted = predicted_labels(prediction.predictions, data_args)
+    if data_args.multi_label:
+        return multilabel_report(prediction.label_ids, predicted, label_names)
+    return per_class_report(prediction.label_ids, predicted, label_names)
+
+
 def write_outputs(out, cfg, task, trainer, data, reports, report_split, summary, train_metrics) -> None:
     """Everything but the weights (saved by Trainer); the completion marker last."""
     trainer.save_state()  # trainer_state.json: log history, best checkpoint
@@ -203,9 +253,17 @@ def write_outputs(out, cfg, task, trainer, data, reports, report_split, summary,
     )
     cm = report["confusion_matrix"]
     write_json(out / "confusion_matrix.json", {"split": report_split, **cm})
-    save_confusion_matrix_png(cm["labels"], cm["matrix"], out / "confusion_matrix.png", f"{out.name} ({report_split})")
+    if "matrix" in cm:  # multi-label has one 2x2 matrix per label (in the JSON), no class-by-class picture
+        title = f"{out.name} ({report_split})"
+        save_confusion_matrix_png(cm["labels"], cm["matrix"], out / "confusion_matrix.png", title)
     save_loss_curves_png(trainer.state.log_history, out / "loss_curves.png")
-    write_misclassified(out / MISCLASSIFIED, task, data.splits[report_split], prediction, data.label_names)
+    raw_split = data.splits[report_split]
+    if cfg.data.multi_label:
+        write_misclassified_multilabel(
+            out / MISCLASSIFIED, task, raw_split, prediction, data.label_names, cfg.data.multi_label_threshold
+        )
+    else:
+        write_misclassified(out / MISCLASSIFIED, task, raw_split, prediction, data.label_names)
     build_model_card(cfg, task, summary).save(out / "README.md")
     mark_complete(out, {"finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "metrics": summary["metrics"]})
 
@@ -227,10 +285,32 @@ def write_misclassified(path: Path, task, raw_split, prediction, label_names: li
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
+def write_misclassified_multilabel(path: Path, task, raw_split, prediction, label_names, threshold: float) -> None:
+    """One JSON line per example whose predicted label set differs from the gold set, worst first
+    (largest gap between a label's probability and its gold 0/1)."""
+    probabilities = sigmoid(prediction.predictions)
+    gold = prediction.label_ids.astype(int)
+    predicted = (probabilities >= threshold).astype(int)
+    wrong = np.flatnonzero((predicted != gold).any(axis=1))
+    gap = np.abs(probabilities - gold).max(axis=1)
+    wrong = wrong[np.argsort(-gap[wrong])]
+    with open(path, "w", encoding="utf-8") as handle:
+        for i in wrong:
+            row = {
+                **task.describe_example(raw_split[int(i)]),
+                "labels": [label_names[j] for j in np.flatnonzero(gold[i])],
+                "predicted": [label_names[j] for j in np.flatnonzero(predicted[i])],
+                "scores": {label_names[j]: round(float(p), 4) for j, p in enumerate(probabilities[i])},
+            }
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
 def print_results(out: Path, metrics: dict, baseline: float, baseline_split: str, pipeline_tag: str, is_main: bool):
     if not is_main:
         return
     keys = ["accuracy", "macro_f1", "macro_precision", "macro_recall", "loss"]
+    if any("micro_f1" in values for values in metrics.values()):  # multi-label
+        keys.insert(2, "micro_f1")
     print()
     print(f"{'split':<12}" + "".join(f"{k:>17}" for k in keys))
     for split, values in metrics.items():

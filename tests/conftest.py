@@ -14,9 +14,13 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pytest  # noqa: E402
 
+# isort: off
+import hf_finetune  # noqa: E402, F401  (first, so its denormal flush precedes torch's worker threads)
+
 # transformers binds its log handler to sys.stderr on first import; importing it here, outside any
 # test, keeps that handler off a pytest capture stream that a later test would find closed.
 import transformers  # noqa: E402, F401
+# isort: on
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -99,3 +103,60 @@ def trained_run(tmp_path_factory, fortunes_csv) -> Path:
 
 def read_json(path: Path):
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+# --- Vision: real images (scikit-learn digits, Debian Fashion-MNIST) and one locally pretrained ViT ---
+
+
+@pytest.fixture(scope="session")
+def digits_data():
+    from hf_finetune.local_assets import digits
+
+    return digits()
+
+
+def save_images(dataset, folder: Path, n_per_class: int, mode: str = "L") -> list[tuple[str, str]]:
+    """Write real images as PNG files under folder/<class>/; returns (path relative to folder, class)."""
+    names = dataset.features["label"].names
+    counts: dict[int, int] = {}
+    rows = []
+    for i, label in enumerate(dataset["label"]):
+        if counts.get(label, 0) >= n_per_class:
+            continue
+        counts[label] = counts.get(label, 0) + 1
+        relative = Path(names[label]) / f"{i}.png"
+        (folder / relative).parent.mkdir(parents=True, exist_ok=True)
+        dataset[i]["image"].convert(mode).save(folder / relative)
+        rows.append((str(relative), names[label]))
+    return rows
+
+
+@pytest.fixture(scope="session")
+def digit_folder(tmp_path_factory, digits_data) -> Path:
+    """Real digit images as a user's image folder: train/<digit>/*.png (3 classes, 30 each)."""
+    folder = tmp_path_factory.mktemp("digit_folder")
+    subset = digits_data["train"].filter(lambda r: r["label"] in (0, 1, 7))
+    save_images(subset, folder, n_per_class=30)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def vit_init_dir(tmp_path_factory) -> Path:
+    """The random-init ViT checkpoint `hf-finetune pretrain` starts from (labels: the source classes)."""
+    from hf_finetune.local_assets import FASHION_MNIST_CLASSES, FASHION_MNIST_SOURCE_CLASSES
+    from hf_finetune.pretrain import write_init_checkpoint
+
+    folder = tmp_path_factory.mktemp("vit") / "random-init"
+    return write_init_checkpoint(folder, [FASHION_MNIST_CLASSES[c] for c in FASHION_MNIST_SOURCE_CLASSES])
+
+
+@pytest.fixture(scope="session")
+def pretrained_vit(tmp_path_factory, vit_init_dir) -> Path:
+    """A tiny version of `hf-finetune pretrain` (3,000 source images, 3 epochs), once per session."""
+    from hf_finetune.cli import main
+
+    out = tmp_path_factory.mktemp("vit") / "pretrained"
+    argv = ["pretrain", "--model_name_or_path", str(vit_init_dir), "--output_dir", str(out),
+            "--max_train_samples", "3000", "--max_eval_samples", "500", "--num_train_epochs", "3"]  # fmt: skip
+    assert main(argv) == 0
+    return out

@@ -11,9 +11,17 @@ class Task:
     name: ClassVar[str]
     summary: ClassVar[str]
     pipeline_tag: ClassVar[str]
+    # What a user passes to `pipeline(pipeline_tag, model=DIR)`, for the model card's example.
+    example_input: ClassVar[str] = '"your text here"'
 
     def __init__(self, cfg):
         self.cfg = cfg
+
+    def check_model_inputs(self) -> None:
+        """The cheap checks of checkpoint (and tokenizer) paths, before any data is loaded."""
+        from ..modeling import check_model_inputs
+
+        check_model_inputs(self.cfg.model)
 
     def load_data(self):
         """Validated splits and label names (`data.LabelledData`)."""
@@ -35,6 +43,10 @@ class Task:
         raise NotImplementedError
 
     def compute_metrics(self):
+        raise NotImplementedError
+
+    def input_columns(self) -> list[tuple[str, str]]:
+        """(kind, column) of the model inputs, e.g. [("text", "review")], for the model card."""
         raise NotImplementedError
 
     def describe_example(self, example: dict) -> dict:

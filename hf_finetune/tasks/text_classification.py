@@ -49,6 +49,10 @@ class TextClassification(Task):
     def compute_metrics(self):
         return make_compute_metrics(self.cfg.data.extra_metrics)
 
+    def input_columns(self):
+        args = self.cfg.data
+        return [("text", args.text_column)] + ([("pair", args.text_pair_column)] if args.text_pair_column else [])
+
     def describe_example(self, example):
         args = self.cfg.data
         out = {"text": example[args.text_column]}

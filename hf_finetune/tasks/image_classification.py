@@ -1,0 +1,116 @@
+"""Image classification, single-label or multi-label, for any `AutoModelForImageClassification` checkpoint.
+
+ViT, DeiT, BEiT, Swin, ConvNeXt from the Hub and the locally pretrained ViT
+(`hf-finetune pretrain`) go through the same code: the checkpoint's image processor
+sets size, mean and std; a new head is sized to the labels.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ..data import load_labelled_data
+from ..errors import UserError, first_line
+from ..images import IMAGE_REF_COLUMN, ImageChecker, ImageTransform, collate_images, relative_path_bases
+from ..local_assets import is_packaged
+from ..metrics import make_compute_metrics, make_multilabel_compute_metrics
+from ..modeling import load_classifier, resolve_checkpoint
+from . import register_task
+from .base import Task
+
+logger = logging.getLogger(__name__)
+
+
+@register_task
+class ImageClassification(Task):
+    name = "image_classification"
+    summary = "one label (or several: multi_label) per image: objects, products, plant diseases"
+    pipeline_tag = "image-classification"
+    example_input = '"path/to/image.jpg"'
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        args = cfg.training
+        # Images have no length to group by (the text default), and the transforms read the raw
+        # `image` column, which Trainer would otherwise drop as "unused by the model".
+        if args.train_sampling_strategy == "group_by_length":
+            args.train_sampling_strategy = "random"
+        args.remove_unused_columns = False
+
+    def check_model_inputs(self):
+        from pathlib import Path
+
+        from ..modeling import check_checkpoint_folder
+        from ..pretrain import pretrained_dir
+
+        name = self.cfg.model.model_name_or_path
+        if not Path(name).exists() and Path(name) == pretrained_dir():
+            raise UserError(f"the offline pretrained ViT ({name}) is not there yet: run `hf-finetune pretrain` first")
+        check_checkpoint_folder(resolve_checkpoint(name), self.cfg.model.allow_pickle)
+
+    def load_data(self):
+        args = self.cfg.data
+        source = args.train_file or args.dataset_name
+        trusted = not args.train_file and is_packaged(args.dataset_name)
+        checker = ImageChecker(args.image_column, relative_path_bases(args), args.skip_bad_images, source, trusted)
+        data = load_labelled_data(
+            args, seed=self.cfg.training.seed, inputs=[("image_column", args.image_column)], check_inputs=checker
+        )
+        data.extra_outputs.update(checker.extra_outputs())
+        return data
+
+    def load_processor(self):
+        from transformers import AutoImageProcessor
+
+        name = resolve_checkpoint(self.cfg.model.model_name_or_path)
+        try:
+            return AutoImageProcessor.from_pretrained(
+                name, revision=self.cfg.model.revision, trust_remote_code=self.cfg.model.trust_remote_code
+            )
+        except Exception as exc:
+            raise UserError(
+                f"cannot load the image processor of '{name}' (preprocessor_config.json): {first_line(exc)}"
+            ) from None
+
+    def load_model(self, label_names):
+        from transformers import AutoModelForImageClassification
+
+        extra = {"problem_type": "multi_label_classification"} if self.cfg.data.multi_label else {}
+        return load_classifier(AutoModelForImageClassification, self.cfg.model, label_names, **extra)
+
+    def encode(self, data, processor):
+        args = self.cfg.data
+
+        def transform(augment: str) -> ImageTransform:
+            return ImageTransform(
+                processor,
+                args.image_column,
+                args.label_column,
+                num_labels=len(data.label_names),
+                multi_label=args.multi_label,
+                augment=augment,
+                min_scale=args.augmentation_min_scale,
+            )
+
+        logger.info(
+            "training augmentation: %s; evaluation: the image processor's resize + normalise", args.augmentation
+        )
+        train, evaluation = transform(args.augmentation), transform("none")
+        return {
+            split: dataset.with_transform(train if split == "train" else evaluation)
+            for split, dataset in data.splits.items()
+        }
+
+    def data_collator(self, processor):
+        return collate_images
+
+    def compute_metrics(self):
+        if self.cfg.data.multi_label:
+            return make_multilabel_compute_metrics(self.cfg.data.multi_label_threshold)
+        return make_compute_metrics(self.cfg.data.extra_metrics)
+
+    def input_columns(self):
+        return [("image", self.cfg.data.image_column)]
+
+    def describe_example(self, example):
+        return {"image": example[IMAGE_REF_COLUMN]}
