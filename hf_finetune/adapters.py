@@ -68,7 +68,7 @@ def load_adapter_model(folder: str | Path, allow_pickle: bool = False):
     verbosity = transformers.logging.get_verbosity()
     transformers.logging.set_verbosity_error()
     try:
-        model = model_class.from_pretrained(base, config=config)
+        model = model_class.from_pretrained(base, config=config, ignore_mismatched_sizes=True)
     finally:
         transformers.logging.set_verbosity(verbosity)
     return PeftModel.from_pretrained(model, folder).merge_and_unload()
