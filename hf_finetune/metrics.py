@@ -68,6 +68,19 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=-1, keepdims=True)
 
 
+def _per_class_scores(label_names: list[str], precision, recall, f1, support) -> dict:
+    """scikit-learn's per-class arrays as {class name: {precision, recall, f1, support}}."""
+    return {
+        name: {
+            "precision": float(precision[i]),
+            "recall": float(recall[i]),
+            "f1": float(f1[i]),
+            "support": int(support[i]),
+        }
+        for i, name in enumerate(label_names)
+    }
+
+
 def per_class_report(y_true, y_pred, label_names: list[str]) -> dict:
     """Precision/recall/F1/support per class and the confusion matrix (rows = true, columns = predicted)."""
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
@@ -77,15 +90,7 @@ def per_class_report(y_true, y_pred, label_names: list[str]) -> dict:
         y_true, y_pred, labels=ids, average=None, zero_division=0
     )
     return {
-        "per_class": {
-            name: {
-                "precision": float(precision[i]),
-                "recall": float(recall[i]),
-                "f1": float(f1[i]),
-                "support": int(support[i]),
-            }
-            for i, name in enumerate(label_names)
-        },
+        "per_class": _per_class_scores(label_names, precision, recall, f1, support),
         "confusion_matrix": {
             "labels": label_names,
             "matrix": confusion_matrix(y_true, y_pred, labels=ids).tolist(),
@@ -109,6 +114,11 @@ def sigmoid(logits: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-logits))
 
 
+def multilabel_predictions(logits: np.ndarray, threshold: float) -> np.ndarray:
+    """0/1 indicator array: a label is on when its sigmoid probability reaches the threshold."""
+    return (sigmoid(logits) >= threshold).astype(int)
+
+
 def multilabel_scores(y_true, y_pred) -> dict[str, float]:
     """Scores for 0/1 indicator arrays of shape (examples, labels)."""
     from sklearn.metrics import accuracy_score, precision_recall_fscore_support
@@ -127,7 +137,7 @@ def multilabel_scores(y_true, y_pred) -> dict[str, float]:
 def make_multilabel_compute_metrics(threshold: float) -> Callable:
     def compute_metrics(eval_pred) -> dict[str, float]:
         logits = eval_pred.predictions[0] if isinstance(eval_pred.predictions, tuple) else eval_pred.predictions
-        predicted = (sigmoid(logits) >= threshold).astype(int)
+        predicted = multilabel_predictions(logits, threshold)
         return multilabel_scores(eval_pred.label_ids.astype(int), predicted)
 
     return compute_metrics
@@ -145,15 +155,7 @@ def multilabel_report(y_true, y_pred, label_names: list[str]) -> dict:
     precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, average=None, zero_division=0)
     matrices = multilabel_confusion_matrix(y_true, y_pred)
     return {
-        "per_class": {
-            name: {
-                "precision": float(precision[i]),
-                "recall": float(recall[i]),
-                "f1": float(f1[i]),
-                "support": int(support[i]),
-            }
-            for i, name in enumerate(label_names)
-        },
+        "per_class": _per_class_scores(label_names, precision, recall, f1, support),
         "confusion_matrix": {
             "labels": label_names,
             "per_label": {n: matrices[i].tolist() for i, n in enumerate(label_names)},

@@ -25,6 +25,7 @@ from .config import RunConfig, write_run_config
 from .metrics import (
     majority_baseline,
     majority_label_set_baseline,
+    multilabel_predictions,
     multilabel_report,
     per_class_report,
     sigmoid,
@@ -227,7 +228,7 @@ def reload_best_model(trainer) -> None:
 def predicted_labels(logits: np.ndarray, data_args):
     """Class ids (single-label: argmax) or a 0/1 indicator array (multi-label: sigmoid >= threshold)."""
     if data_args.multi_label:
-        return (sigmoid(logits) >= data_args.multi_label_threshold).astype(int)
+        return multilabel_predictions(logits, data_args.multi_label_threshold)
     return logits.argmax(-1)
 
 
@@ -290,7 +291,7 @@ def write_misclassified_multilabel(path: Path, task, raw_split, prediction, labe
     (largest gap between a label's probability and its gold 0/1)."""
     probabilities = sigmoid(prediction.predictions)
     gold = prediction.label_ids.astype(int)
-    predicted = (probabilities >= threshold).astype(int)
+    predicted = multilabel_predictions(prediction.predictions, threshold)
     wrong = np.flatnonzero((predicted != gold).any(axis=1))
     gap = np.abs(probabilities - gold).max(axis=1)
     wrong = wrong[np.argsort(-gap[wrong])]
