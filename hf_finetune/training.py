@@ -158,8 +158,9 @@ def run(cfg: RunConfig) -> RunResult:
     train_runtime = time.time() - started
     reload_best_model(trainer)
     trainer.save_model(str(out))
+    adapter = is_adapter_folder(out)
     if trainer.is_world_process_zero():
-        if is_adapter_folder(out):
+        if adapter:
             # Adapters alone do not say what the labels are; the config does (`hf_finetune.adapters`).
             save_adapter_config(model, out)
         # Trainer pickles TrainingArguments (hub_token included) beside the model; run_config.yaml
@@ -188,7 +189,7 @@ def run(cfg: RunConfig) -> RunResult:
             "data_sizes": sizes,
             "parameters": parameters,
             "blocks": blocks,
-            "adapter": is_adapter_folder(out),
+            "adapter": adapter,
             "metrics": metrics,
             "train_runtime": train_runtime,
             "majority_baseline": baseline,

@@ -40,8 +40,6 @@ class L2SP(Strategy):
             raise UserError("l2sp_alpha and l2sp_beta must not be negative")
 
     def setup(self, model, layout, new_keys):
-        import torch
-
         new = set(new_keys)
         self.pretrained, self.fresh = [], []
         for block in layout.names:
@@ -51,17 +49,13 @@ class L2SP(Strategy):
                 if block == HEAD or name in new:
                     self.fresh.append(param)
                 else:
-                    # A detached copy of the starting point; `torch.no_grad` keeps it out of autograd.
-                    with torch.no_grad():
-                        self.pretrained.append((param, param.detach().clone()))
+                    self.pretrained.append((param, param.detach().clone()))  # the starting point, outside autograd
 
-    def penalty(self):
+    def extra_loss(self):
         """alpha/2 * sum ||w - w0||^2 + beta/2 * sum ||w_fresh||^2, as a scalar tensor."""
         import torch
 
-        drift = sum((w - w0).pow(2).sum() for w, w0 in self.pretrained) if self.pretrained else torch.tensor(0.0)
-        size = sum(w.pow(2).sum() for w in self.fresh) if self.fresh else torch.tensor(0.0)
+        zero = torch.zeros(())
+        drift = sum(((w - w0).pow(2).sum() for w, w0 in self.pretrained), zero)
+        size = sum((w.pow(2).sum() for w in self.fresh), zero)
         return 0.5 * self.args.l2sp_alpha * drift + 0.5 * self.args.l2sp_beta * size
-
-    def extra_loss(self):
-        return self.penalty()
