@@ -14,7 +14,7 @@ from pathlib import Path
 from .errors import UserError
 from .layers import discover_blocks, head_module_names
 
-ADAPTER_CONFIG, ADAPTER_WEIGHTS = "adapter_config.json", "adapter_model.safetensors"
+ADAPTER_CONFIG = "adapter_config.json"
 
 PEFT_REFUSES = {
     "l2sp": "adapters keep the pretrained weights frozen, so there is no drift for l2sp to pull back; "
@@ -89,14 +89,10 @@ def merge_adapter_folder(folder: str | Path, out: str | Path) -> Path:
     staging = out.with_name(out.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     model.save_pretrained(staging)
-    for path in folder.iterdir():  # tokenizer or image processor files, and the model card
-        if (
-            path.is_file()
-            and path.name not in (ADAPTER_CONFIG, ADAPTER_WEIGHTS, "config.json")
-            and (
-                path.name.startswith(("tokenizer", "vocab", "special_tokens", "preprocessor", "merges"))
-                or path.suffix == ".model"
-            )
+    for path in folder.iterdir():  # the tokenizer or image processor files, byte for byte
+        if path.is_file() and (
+            path.name.startswith(("tokenizer", "vocab", "special_tokens", "preprocessor", "merges"))
+            or path.suffix == ".model"
         ):
             shutil.copy2(path, staging / path.name)
     if out.exists():
