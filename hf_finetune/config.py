@@ -22,6 +22,7 @@ import yaml
 from transformers import HfArgumentParser, TrainingArguments
 
 from .errors import UserError, first_line
+from .launch_checks import check_launch_environment, use_cpu_when_launched_without_accelerators
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RECIPES_DIR = REPO_ROOT / "tasks" / "recipes"
@@ -252,6 +253,10 @@ class FinetuneTrainingArguments(TrainingArguments):
         # TrainingArguments replaces a missing output_dir with "trainer_output"; remember that the
         # user gave none, so `finalize` can derive the deterministic per-recipe folder instead.
         self.output_dir_given = self.output_dir is not None
+        # TrainingArguments sets up the process group inside __post_init__, so what the launcher asked
+        # for is checked, and CPU-only multi-process runs are pointed at gloo, before that.
+        check_launch_environment(self)
+        use_cpu_when_launched_without_accelerators()
         super().__post_init__()
 
 

@@ -21,6 +21,12 @@ class UserError(Exception):
         super().__init__(" ".join(str(message).split()))
 
 
+class TrainingDiverged(UserError):
+    """The loss became NaN or inf: the run stops with exit code 3 instead of training on garbage."""
+
+    exit_code = EXIT_DIVERGED
+
+
 def first_line(exc: BaseException) -> str:
     """The informative part of a library exception, for wrapping in a UserError."""
     text = str(exc).strip() or type(exc).__name__

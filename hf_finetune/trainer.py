@@ -1,16 +1,22 @@
-"""`transformers.Trainer` with three hooks handed to the transfer plan, and nothing else.
+"""`transformers.Trainer` with three hooks handed to the transfer plan, and a divergence stop.
 
 The loop, mixed precision, DDP/FSDP, checkpointing and logging stay the Trainer's; only
 the optimizer's param groups (one per block, final LR stored in each), the LR schedule
 (gated by gradual unfreezing) and an extra loss term (L2-SP) come from the strategies.
+A non-finite training loss ends the run (exit code 3): Trainer would log it as 0
+(`logging_nan_inf_filter`) and train on with NaN weights to the last epoch.
 """
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
+import torch
 from transformers import Trainer
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+from .errors import TrainingDiverged
 from .transfer import TransferPlan
 
 
@@ -41,6 +47,34 @@ class StrategyTrainer(Trainer):
         args = self.args
         per_process = math.ceil(len(self.train_dataset) / args.world_size)
         return max(math.ceil(per_process / args.per_device_train_batch_size) // args.gradient_accumulation_steps, 1)
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        diverged = (~torch.isfinite(loss)).to(torch.int32).reshape(1)
+        if self.args.world_size > 1:
+            # Every process stops at the same step: one process leaving alone would hang the others
+            # in their next all-reduce.
+            diverged = self.accelerator.reduce(diverged, reduction="sum")
+        if diverged.item():
+            raise TrainingDiverged(self.divergence_message(float(loss)))
+        return loss
+
+    def divergence_message(self, loss: float) -> str:
+        value = loss if not math.isfinite(loss) else "non-finite on another process"
+        step = self.state.global_step + 1  # the optimizer step this batch belongs to
+        saved = sorted(
+            Path(self.args.output_dir).glob(f"{PREFIX_CHECKPOINT_DIR}-*"), key=lambda p: int(p.name.split("-")[-1])
+        )
+        where = (
+            f"the newest checkpoint saved before it is {saved[-1]} (--resume_from_checkpoint {saved[-1]})"
+            if saved
+            else "no checkpoint was saved before it"
+        )
+        return (
+            f"training diverged: the loss became {value} at step {step} (epoch {self.state.epoch or 0:.2f}); "
+            f"{where}. Lower --learning_rate (now {self.args.learning_rate:g}), keep --max_grad_norm on, "
+            "or use bf16 rather than fp16"
+        )
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         result = super().compute_loss(

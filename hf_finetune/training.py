@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import time
 import warnings
@@ -82,23 +81,11 @@ def setup_logging(is_main: bool) -> None:
     datasets.utils.logging.set_verbosity_warning()
 
 
-def use_cpu_when_launched_without_accelerators() -> None:
-    """Several processes on a machine without GPUs join a gloo group on the CPU. accelerate's launcher
-    starts them (torchrun, `accelerate_configs/cpu_ddp.yaml`) but does not pass `use_cpu` on to them,
-    and without it each process would train alone on its own copy of the model."""
-    import torch
-
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available():
-        os.environ.setdefault("ACCELERATE_USE_CPU", "true")
-
-
 def run(cfg: RunConfig) -> RunResult:
     from transformers import EarlyStoppingCallback, set_seed
 
-    use_cpu_when_launched_without_accelerators()
-    # Reading `device` makes TrainingArguments build the process group exactly as the Trainer will
-    # (from `use_cpu` and accelerate's launch environment); a bare PartialState() would pin another.
-    _ = cfg.training.device
+    # TrainingArguments built the process group (`FinetuneTrainingArguments.__post_init__`); the
+    # Trainer uses the same one. A bare PartialState() here could pin another.
     state = cfg.training.distributed_state
     setup_logging(state.is_main_process)
     out = Path(cfg.training.output_dir)
