@@ -39,6 +39,9 @@ def test_ddp_freeze_bottom_and_gradual_unfreeze_keep_ranks_identical(tmp_path, f
     result = subprocess.run(argv, capture_output=True, text=True, timeout=900, cwd=REPO, env=env)
     assert result.returncode == 0, result.stderr[-4000:]
     assert "2 process(es)" in result.stderr
+    # Each process saw half of every global batch: a process training alone would take 24 steps.
+    assert read_json(out / "trainer_state.json")["global_step"] == 12
+    assert result.stderr.count("[hf_finetune] data ") == 1, "only the main process logs"
 
     rank0, rank1 = load_file(dumps / "rank0.safetensors"), load_file(dumps / "rank1.safetensors")
     assert rank0.keys() == rank1.keys()
