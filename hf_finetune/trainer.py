@@ -24,6 +24,13 @@ class StrategyTrainer(Trainer):
     def __init__(self, *args, plan: TransferPlan, **kwargs):
         self.plan = plan
         super().__init__(*args, **kwargs)
+        # Trainer treats a model whose forward takes **kwargs as one that divides its summed loss by
+        # the global `num_items_in_batch`, and multiplies the loss by the number of processes to undo
+        # DDP's gradient average. transformers 5.x classification models take **kwargs but some
+        # (BERT) return a plain batch mean, so under DDP the loss, its gradient and the logged and
+        # evaluation losses came out 2x with 2 processes (measured). One item per example makes the
+        # batch mean (divided by accumulation steps, averaged by DDP) the exact global mean anyway.
+        self.model_accepts_loss_kwargs = False
 
     def create_optimizer(self, model=None):
         if self.optimizer is None:
