@@ -22,6 +22,7 @@ import numpy as np
 
 from .adapters import is_adapter_folder, save_adapter_config
 from .config import RunConfig, write_run_config
+from .hub import keep_trainer_from_pushing, push_folder, push_settings
 from .metrics import (
     majority_baseline,
     majority_label_set_baseline,
@@ -95,6 +96,7 @@ def use_cpu_when_launched_without_accelerators() -> None:
 def run(cfg: RunConfig) -> RunResult:
     from transformers import EarlyStoppingCallback, set_seed
 
+    push = push_settings(cfg)  # repo id, token, privacy: checked before any work
     use_cpu_when_launched_without_accelerators()
     # Reading `device` makes TrainingArguments build the process group exactly as the Trainer will
     # (from `use_cpu` and accelerate's launch environment); a bare PartialState() would pin another.
@@ -124,6 +126,7 @@ def run(cfg: RunConfig) -> RunResult:
         for name, text in data.extra_outputs.items():
             (out / name).write_text(text, encoding="utf-8")
     state.wait_for_everyone()
+    keep_trainer_from_pushing(cfg.training)  # we push once at the end; no token in pickled training args
 
     callbacks = [cb for s in strategies for cb in s.callbacks()]
     if cfg.run.early_stopping_patience:
@@ -163,8 +166,8 @@ def run(cfg: RunConfig) -> RunResult:
         if adapter:
             # Adapters alone do not say what the labels are; the config does (`hf_finetune.adapters`).
             save_adapter_config(model, out)
-        # Trainer pickles TrainingArguments (hub_token included) beside the model; run_config.yaml
-        # replaces it with a readable, secret-free file, so the final folder holds no pickle at all.
+        # Trainer pickles TrainingArguments beside the model (hub_token was blanked before the Trainer
+        # saw it); run_config.yaml replaces it with a readable file, so the final folder holds no pickle.
         (out / "training_args.bin").unlink(missing_ok=True)
 
     metrics, reports = {}, {}
@@ -193,11 +196,35 @@ def run(cfg: RunConfig) -> RunResult:
             "metrics": metrics,
             "train_runtime": train_runtime,
             "majority_baseline": baseline,
+            "hardware": describe_hardware(args, state),
         }
         write_outputs(out, cfg, task, trainer, data, reports, report_split, summary, train_output.metrics)
     state.wait_for_everyone()
     print_results(out, metrics, baseline, report_split, task.pipeline_tag, state.is_main_process)
+    if push and state.is_main_process:
+        push_folder(out, push.repo_id, private=push.private, revision=push.revision, token=push.token)
     return RunResult(output_dir=out, metrics=metrics, majority_baseline=baseline, model=trainer.model)
+
+
+def describe_hardware(args, state) -> str:
+    """For the model card: `1 process on CPU (2 cores), fp32`, `2 processes on CPU (2 cores), gloo, fp32`,
+    `4 processes on NVIDIA H100 80GB HBM3, nccl, bf16`."""
+    import torch
+
+    device = args.device
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    elif device.type == "cpu":
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        name = f"CPU ({cores} cores)"
+    else:
+        name = device.type.upper()
+    n = state.num_processes
+    parts = [f"{n} process{'es' if n > 1 else ''} on {name}"]
+    if n > 1 and getattr(state, "backend", None):
+        parts.append(str(state.backend))
+    parts.append("bf16" if args.bf16 else "fp16" if args.fp16 else "fp32")
+    return ", ".join(parts)
 
 
 def reload_best_model(trainer) -> None:
