@@ -105,6 +105,8 @@ def push_settings(cfg) -> HubPush | None:
     args = cfg.training
     if not args.push_to_hub:
         return None
+    if not args.hub_model_id:
+        raise UserError("push_to_hub is on but hub_model_id is not set: pass --hub_model_id user/name")
     check_repo_id(args.hub_model_id, option="hub_model_id")
     from huggingface_hub import constants
 
