@@ -1,4 +1,4 @@
-"""`hf-finetune`: train, evaluate, predict, and list what the suite offers.
+"""`hf-finetune`: train, evaluate, predict, merge, push to the Hub, and list what the suite offers.
 
 Config fields are `--snake_case` (hyphens accepted too); command-only flags use
 hyphens. Bad input ends with one line on stderr and exit code 2.
@@ -19,6 +19,7 @@ COMMANDS = {
     "evaluate": "score a trained model on a labelled file",
     "predict": "label texts from a file or the command line (CSV or JSONL out)",
     "merge": "merge PEFT adapters into their base model: hf-finetune merge --model DIR --out DIR2",
+    "push": "push a finished run to the Hugging Face Hub: hf-finetune push --model DIR --repo-id user/name",
     "recipes": "list the shipped recipes",
     "strategies": "list the transfer strategies",
     "tasks": "list the tasks",
@@ -125,6 +126,47 @@ def merge_main(argv: list[str]) -> int:
     return EXIT_OK
 
 
+def push_main(argv: list[str]) -> int:
+    from .hub import push_folder
+
+    parser = _Parser(
+        prog="hf-finetune push",
+        description=COMMANDS["push"] + ". The token comes from HF_TOKEN or `hf auth login`.",
+    )
+    parser.add_argument("--model", required=True, help="Output folder of a finished run (holds run_complete.json).")
+    parser.add_argument("--repo-id", "--repo_id", dest="repo_id", required=True, help="`user/name` or `org/name`.")
+    visibility = parser.add_mutually_exclusive_group()
+    visibility.add_argument(
+        "--private", dest="private", action="store_true", default=True, help="Private repo (the default)."
+    )
+    visibility.add_argument("--public", dest="private", action="store_false", help="Public repo.")
+    parser.add_argument("--revision", help="Branch to push to (created if missing). Default: main.")
+    parser.add_argument("--commit-message", "--commit_message", help="Default: names the strategy and the main metric.")
+    parser.add_argument(
+        "--dry-run",
+        "--dry_run",
+        action="store_true",
+        help="Stage the upload folder and list its files; no token or network needed.",
+    )
+    parser.add_argument(
+        "--allow-private-data-public",
+        "--allow_private_data_public",
+        action="store_true",
+        help="Allow --public for a model trained on private data (local files unless data_private: false).",
+    )
+    args = parser.parse_args(argv)
+    push_folder(
+        args.model,
+        args.repo_id,
+        private=args.private,
+        revision=args.revision,
+        commit_message=args.commit_message,
+        allow_private_data_public=args.allow_private_data_public,
+        dry_run=args.dry_run,
+    )
+    return EXIT_OK
+
+
 def listing_main(command: str) -> int:
     if command == "recipes":
         from .config import list_recipes
@@ -166,6 +208,8 @@ def dispatch(argv: list[str]) -> int:
         return predict_main(rest)
     if command == "merge":
         return merge_main(rest)
+    if command == "push":
+        return push_main(rest)
     if command in ("recipes", "strategies", "tasks"):
         return listing_main(command)
     raise UserError(f"unknown command '{command}'; commands: {', '.join(COMMANDS)}")

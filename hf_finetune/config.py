@@ -174,6 +174,16 @@ class DataArguments:
     multi_label_separator: str = field(
         default=",", metadata={"help": "Separator of labels in a string label column (multi-label only)."}
     )
+    data_private: bool | None = field(
+        default=None,
+        metadata={
+            "help": "Whether the training data is private. Default: private for local files (`train_file`, a "
+            "local dataset folder), public for a Hub dataset id or a `packaged:` set; the resolved value is "
+            "recorded in `run_config.yaml`. A model trained on private data is only pushed to a private Hub repo "
+            "unless you set this to false or pass `hf-finetune push --allow-private-data-public`: weights can "
+            "memorise training examples. Set it to true for a private Hub dataset."
+        },
+    )
     extra_metrics: list[str] = field(
         default_factory=list,
         metadata={
@@ -450,6 +460,8 @@ def finalize(cfg: RunConfig, task: str | None) -> None:
         raise UserError(f"augmentation_min_scale must be in (0, 1], got {cfg.data.augmentation_min_scale}")
     if not 0 < cfg.data.multi_label_threshold < 1:
         raise UserError(f"multi_label_threshold must be between 0 and 1, got {cfg.data.multi_label_threshold}")
+    if cfg.data.data_private is None:
+        cfg.data.data_private = data_is_local(cfg.data)
     if not cfg.strategy.strategy_names:
         raise UserError("strategy is empty: name one, e.g. --strategy full")
     from .transfer import resolve_strategies  # needs the strategy registry, which imports this module
@@ -462,6 +474,18 @@ def finalize(cfg: RunConfig, task: str | None) -> None:
     if not cfg.training.output_dir_given:
         stem = Path(cfg.recipe).stem if cfg.recipe else "run"
         cfg.training.output_dir = str(Path(DEFAULT_OUTPUT_ROOT) / f"{stem}-{'+'.join(cfg.strategy.strategy_names)}")
+
+
+def data_is_local(args: DataArguments) -> bool:
+    """Local files (a data file, a local dataset folder) rather than a Hub id or a `packaged:` set."""
+    from .local_assets import is_packaged
+
+    if args.train_file:
+        return True  # local files win over dataset_name (`data.load_raw_splits`)
+    name = args.dataset_name
+    if not name or is_packaged(name):
+        return False
+    return Path(name).expanduser().exists() or looks_like_local_path(name)
 
 
 def write_run_config(cfg: RunConfig, path: Path) -> None:

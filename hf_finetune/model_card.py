@@ -25,6 +25,36 @@ hf-finetune merge --model {name} --out {name}-merged
 ```
 
 """
+# An adapter repo on the Hub: peft on top of the base checkpoint, whose config is replaced by ours (labels).
+HUB_ADAPTER_PEFT_USAGE = """This repository holds PEFT adapters and the trained head (`adapter_model.safetensors`), not a
+full model; `config.json` holds the labels. Load the base checkpoint with this config, then the adapters:
+
+```python
+from peft import PeftModel
+from transformers import AutoConfig, {auto_class}, pipeline
+
+config = AutoConfig.from_pretrained("{repo_id}")
+base = {auto_class}.from_pretrained("{base_model}", config=config, ignore_mismatched_sizes=True)
+model = PeftModel.from_pretrained(base, "{repo_id}").merge_and_unload()
+classifier = pipeline("{pipeline_tag}", model=model, {processor_argument}="{repo_id}")
+classifier({example_input})
+```
+
+"""
+HUB_ADAPTER_HF_FINETUNE_USAGE = """With hf-finetune (which also finds the base checkpoint `{base}`), merge into a plain model:
+
+```bash
+hf download {repo_id} --local-dir {name}
+hf-finetune merge --model {name} --out {name}-merged
+```
+
+```python
+from transformers import pipeline
+
+classifier = pipeline("{pipeline_tag}", model="{name}-merged")
+classifier({example_input})
+```
+"""
 METRIC_KEYS = ("accuracy", "macro_f1", "macro_precision", "macro_recall")
 
 
@@ -35,15 +65,47 @@ def _hub_id_or_none(name: str | None) -> str | None:
     return packaged_model_hub_id(name) if is_packaged(name) else name
 
 
-def build_model_card(cfg, task, summary: dict) -> ModelCard:
-    """`summary`: label_names, data_sizes, parameters (trainable, total), metrics per split, train_runtime."""
+def usage_section(cfg, task, summary: dict, base_model: str | None, repo_id: str | None, model_name: str) -> str:
+    """How to load the model: from the output folder, or from its Hub repo (`repo_id`)."""
+    adapter = summary.get("adapter")
+    if repo_id and adapter:
+        fields = dict(
+            repo_id=repo_id,
+            name=model_name,
+            base=cfg.model.model_name_or_path,
+            base_model=base_model,
+            auto_class=task.auto_model_class,
+            pipeline_tag=task.pipeline_tag,
+            processor_argument=task.processor_argument,
+            example_input=task.example_input,
+        )
+        # The plain-peft route needs the base checkpoint on the Hub; a local base only hf-finetune can name.
+        peft_route = HUB_ADAPTER_PEFT_USAGE.format(**fields) if base_model else ""
+        return peft_route + HUB_ADAPTER_HF_FINETUNE_USAGE.format(**fields)
+    source = repo_id or (f"{model_name}-merged" if adapter else model_name)
+    return f"""{ADAPTER_USAGE.format(name=model_name) if adapter else ""}```python
+from transformers import pipeline
+
+classifier = pipeline("{task.pipeline_tag}", model="{source}")
+classifier({task.example_input})
+```
+"""
+
+
+def build_model_card(cfg, task, summary: dict, repo_id: str | None = None) -> ModelCard:
+    """`summary`: label_names, data_sizes, parameters (trainable, total), blocks, adapter, metrics per split,
+    train_runtime, majority_baseline, hardware (`training.run` writes it to metrics.json).
+
+    `repo_id` (`user/name`): the card is for that Hub repo, and its usage example loads from there
+    (`hf_finetune.hub` regenerates the card this way before a push); otherwise from the output folder.
+    """
     base_model = _hub_id_or_none(cfg.model.model_name_or_path)
     # Local files take precedence over dataset_name (data.load_raw_splits), so they describe the data.
     from_hub = not cfg.data.train_file and not is_packaged(cfg.data.dataset_name)
     dataset_id = _hub_id_or_none(cfg.data.dataset_name) if from_hub else None
     dataset_label = cfg.data.train_file or cfg.data.dataset_name
     strategies = cfg.strategy.strategy_names
-    model_name = Path(cfg.training.output_dir).name
+    model_name = repo_id.split("/")[-1] if repo_id else Path(cfg.training.output_dir).name
     eval_results = [
         EvalResult(
             task_type=task.pipeline_tag,
@@ -61,7 +123,7 @@ def build_model_card(cfg, task, summary: dict) -> ModelCard:
     data = ModelCardData(
         base_model=base_model,
         datasets=[dataset_id] if dataset_id else None,
-        library_name="transformers",
+        library_name="peft" if summary.get("adapter") else "transformers",
         pipeline_tag=task.pipeline_tag,
         tags=["hf-finetune", task.name, *(f"strategy:{s}" for s in strategies)],
         model_name=model_name,
@@ -87,6 +149,7 @@ Fine-tuned from `{cfg.model.model_name_or_path}`{f" (`{base_model}`)" if base_mo
 - Strategy: {" + ".join(strategies)}
 - Trainable parameters: {trainable:,} of {total:,} ({100 * trainable / max(total, 1):.1f}%)
 - Learning rate {cfg.training.learning_rate}, {cfg.training.num_train_epochs:g} epochs, batch {cfg.training.per_device_train_batch_size} per device, seed {cfg.training.seed}
+- Hardware: {summary.get("hardware", "not recorded")}
 - Training time: {summary["train_runtime"]:.0f} s
 
 Parameters per block (embeddings, transformer blocks bottom to top, head) and their learning rates:
@@ -104,13 +167,7 @@ matrix are in `metrics.json` and `confusion_matrix.png`.
 
 ## How to use
 
-{ADAPTER_USAGE.format(name=model_name) if summary.get("adapter") else ""}```python
-from transformers import pipeline
-
-classifier = pipeline("{task.pipeline_tag}", model="{model_name}{"-merged" if summary.get("adapter") else ""}")
-classifier({task.example_input})
-```
-
+{usage_section(cfg, task, summary, base_model, repo_id, model_name)}
 Reproduce the run: `hf-finetune train --config run_config.yaml`.
 """
     return ModelCard(f"---\n{data.to_yaml()}\n---\n{body}")

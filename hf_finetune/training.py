@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 import warnings
@@ -21,6 +22,7 @@ import numpy as np
 
 from .adapters import is_adapter_folder, save_adapter_config
 from .config import RunConfig, write_run_config
+from .hub import keep_trainer_from_pushing, push_folder, push_settings
 from .metrics import (
     majority_baseline,
     majority_label_set_baseline,
@@ -84,6 +86,7 @@ def setup_logging(is_main: bool) -> None:
 def run(cfg: RunConfig) -> RunResult:
     from transformers import EarlyStoppingCallback, set_seed
 
+    push = push_settings(cfg)  # repo id, token, privacy: checked before any work
     # TrainingArguments built the process group (`FinetuneTrainingArguments.__post_init__`); the
     # Trainer uses the same one. A bare PartialState() here could pin another.
     state = cfg.training.distributed_state
@@ -111,6 +114,7 @@ def run(cfg: RunConfig) -> RunResult:
         for name, text in data.extra_outputs.items():
             (out / name).write_text(text, encoding="utf-8")
     state.wait_for_everyone()
+    keep_trainer_from_pushing(cfg.training)  # we push once at the end; no token in pickled training args
 
     callbacks = [cb for s in strategies for cb in s.callbacks()]
     if cfg.run.early_stopping_patience:
@@ -150,8 +154,8 @@ def run(cfg: RunConfig) -> RunResult:
         if adapter:
             # Adapters alone do not say what the labels are; the config does (`hf_finetune.adapters`).
             save_adapter_config(model, out)
-        # Trainer pickles TrainingArguments (hub_token included) beside the model; run_config.yaml
-        # replaces it with a readable, secret-free file, so the final folder holds no pickle at all.
+        # Trainer pickles TrainingArguments beside the model (hub_token was blanked before the Trainer
+        # saw it); run_config.yaml replaces it with a readable file, so the final folder holds no pickle.
         (out / "training_args.bin").unlink(missing_ok=True)
 
     metrics, reports = {}, {}
@@ -180,11 +184,37 @@ def run(cfg: RunConfig) -> RunResult:
             "metrics": metrics,
             "train_runtime": train_runtime,
             "majority_baseline": baseline,
+            "hardware": describe_hardware(trainer, state),
         }
         write_outputs(out, cfg, task, trainer, data, reports, report_split, summary, train_output.metrics)
     state.wait_for_everyone()
     print_results(out, metrics, baseline, report_split, task.pipeline_tag, state.is_main_process)
+    if push and state.is_main_process:
+        push_folder(out, push.repo_id, private=push.private, revision=push.revision, token=push.token)
     return RunResult(output_dir=out, metrics=metrics, majority_baseline=baseline, model=trainer.model)
+
+
+def describe_hardware(trainer, state) -> str:
+    """For the model card: `1 process on CPU (2 cores), fp32`, `2 processes on CPU (2 cores), gloo, fp32`,
+    `4 processes on NVIDIA H100 80GB HBM3, nccl, bf16`."""
+    import torch
+
+    device = trainer.args.device
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    elif device.type == "cpu":
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        name = f"CPU ({cores} cores)"
+    else:
+        name = device.type.upper()
+    n = state.num_processes
+    parts = [f"{n} process{'es' if n > 1 else ''} on {name}"]
+    if n > 1 and getattr(state, "backend", None):
+        parts.append(str(state.backend))
+    # What the Accelerator runs, whether it came from --bf16 or from the launch config.
+    precision = trainer.accelerator.mixed_precision
+    parts.append("fp32" if precision == "no" else precision)
+    return ", ".join(parts)
 
 
 def reload_best_model(trainer) -> None:

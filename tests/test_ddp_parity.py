@@ -65,7 +65,9 @@ def test_one_and_two_processes_reach_the_same_metrics_and_write_once(tmp_path, f
     for split in ("validation", "test"):
         for key in ("accuracy", "macro_f1"):
             gap = abs(single_metrics[split][key] - ddp_metrics[split][key])
-            assert gap <= TOLERANCE, f"{split} {key}: 1 process {single_metrics[split][key]:.4f}, 2 processes {ddp_metrics[split][key]:.4f}"
+            assert gap <= TOLERANCE, (
+                f"{split} {key}: 1 process {single_metrics[split][key]:.4f}, 2 processes {ddp_metrics[split][key]:.4f}"
+            )
     majority = read_json(single / "metrics.json")["majority_baseline"]
     assert ddp_metrics["test"]["accuracy"] > majority + 0.1, "the 2-process model learned"
 

@@ -13,6 +13,10 @@ class Task:
     pipeline_tag: ClassVar[str]
     # What a user passes to `pipeline(pipeline_tag, model=DIR)`, for the model card's example.
     example_input: ClassVar[str] = '"your text here"'
+    # For the model card's adapter example: the Auto class of the task model, and the pipeline
+    # argument that takes the processor (the adapter repo holds the tokenizer or image processor).
+    auto_model_class: ClassVar[str] = "AutoModelForSequenceClassification"
+    processor_argument: ClassVar[str] = "tokenizer"
 
     def __init__(self, cfg):
         self.cfg = cfg

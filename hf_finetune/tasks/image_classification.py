@@ -27,6 +27,8 @@ class ImageClassification(Task):
     summary = "one label (or several: multi_label) per image: objects, products, plant diseases"
     pipeline_tag = "image-classification"
     example_input = '"path/to/image.jpg"'
+    auto_model_class = "AutoModelForImageClassification"
+    processor_argument = "image_processor"
 
     def __init__(self, cfg):
         super().__init__(cfg)
