@@ -21,6 +21,7 @@ Rules:
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -201,8 +202,6 @@ def stage_upload(model_dir: str | Path, repo_id: str) -> Path:
 
 
 def build_card(folder: Path, cfg, repo_id: str):
-    import json
-
     from .model_card import build_model_card
     from .tasks import TASKS
 
@@ -212,8 +211,6 @@ def build_card(folder: Path, cfg, repo_id: str):
 
 def default_commit_message(folder: Path, cfg) -> str:
     """Names the strategy and the main metric: `hf-finetune: lora fine-tune, test macro_f1 0.8490`."""
-    import json
-
     metrics = json.loads((folder / METRICS).read_text(encoding="utf-8")).get("metrics", {})
     split = "test" if "test" in metrics else "validation"
     scores = metrics.get(split, {})

@@ -6,7 +6,9 @@ With sequential batches the 2-process run sees the same global batches as the 1-
 (rank 0 takes the first half of each, rank 1 the second), and DDP's gradient average over two
 half-batches equals the single process's mean over the whole batch. What still differs is
 dropout (each rank draws its own masks) and float summation order, so the metrics agree
-within a tolerance (TOLERANCE) rather than bit for bit.
+within a tolerance rather than bit for bit. Measured (320 texts, 2 epochs, 200 test texts):
+test accuracy 0.685 vs 0.705, macro F1 0.601 vs 0.623, loss 1.079 vs 1.072. Before the
+loss-scaling fix in `hf_finetune.trainer` the 2-process loss read 2.15: the loss check catches that.
 """
 
 import json
@@ -20,8 +22,8 @@ from conftest import FIXTURES, REPO, csv_recipe_args, read_json
 
 pytestmark = pytest.mark.slow
 
-# Accuracy and macro F1 on 200 held-out texts: one text is 0.005. Measured gap: see the note in the test.
-TOLERANCE = 0.03
+# On 200 held-out texts one text is 0.005 of accuracy: 0.05 is ten texts. Loss: relative.
+METRIC_TOLERANCE, LOSS_TOLERANCE = 0.05, 0.05
 GLOBAL_BATCH = 16
 
 
