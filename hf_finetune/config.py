@@ -22,7 +22,7 @@ import yaml
 from transformers import HfArgumentParser, TrainingArguments
 
 from .errors import UserError, first_line
-from .launch_checks import check_launch_environment, use_cpu_when_launched_without_accelerators
+from .launch_checks import check_launch_environment, run_on_cpu_without_accelerators
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RECIPES_DIR = REPO_ROOT / "tasks" / "recipes"
@@ -50,6 +50,14 @@ class RunArguments:
     early_stopping_patience: int | None = field(
         default=None,
         metadata={"help": "Stop after this many evaluations without improvement of `metric_for_best_model`."},
+    )
+    resume: str = field(
+        default="auto",
+        metadata={
+            "help": "`auto`: continue an unfinished run in output_dir from its newest complete checkpoint (so "
+            "re-running the same command after a crash or preemption resumes it); `false`: start over; or a "
+            "checkpoint-N folder to resume from."
+        },
     )
 
 
@@ -266,7 +274,7 @@ class FinetuneTrainingArguments(TrainingArguments):
         # TrainingArguments sets up the process group inside __post_init__, so what the launcher asked
         # for is checked, and CPU-only multi-process runs are pointed at gloo, before that.
         check_launch_environment(self)
-        use_cpu_when_launched_without_accelerators()
+        run_on_cpu_without_accelerators(self)
         super().__post_init__()
 
 
@@ -462,6 +470,9 @@ def finalize(cfg: RunConfig, task: str | None) -> None:
         raise UserError(f"multi_label_threshold must be between 0 and 1, got {cfg.data.multi_label_threshold}")
     if cfg.data.data_private is None:
         cfg.data.data_private = data_is_local(cfg.data)
+    if cfg.training.resume_from_checkpoint:  # Trainer's own spelling of an explicit checkpoint
+        cfg.run.resume = cfg.training.resume_from_checkpoint
+    cfg.run.resume = {"true": "auto", "none": "false", "no": "false"}.get(cfg.run.resume.lower(), cfg.run.resume)
     if not cfg.strategy.strategy_names:
         raise UserError("strategy is empty: name one, e.g. --strategy full")
     from .transfer import resolve_strategies  # needs the strategy registry, which imports this module

@@ -30,11 +30,10 @@ def launched_with(training_args) -> dict[str, bool]:
 
 
 def check_launch_environment(training_args) -> None:
-    import torch
     from accelerate.utils import is_deepspeed_available
 
     wanted = launched_with(training_args)
-    gpu = torch.cuda.is_available()
+    gpu = has_accelerator()
     if wanted["deepspeed"] and not is_deepspeed_available():
         raise UserError(
             f"this launch config uses DeepSpeed, which is not installed; install the extra ({INSTALL_DEEPSPEED}) "
@@ -56,11 +55,19 @@ def check_launch_environment(training_args) -> None:
                 )
 
 
-def use_cpu_when_launched_without_accelerators() -> None:
-    """Several processes on a machine without GPUs join a gloo group on the CPU. accelerate's launcher
-    starts them (torchrun, `accelerate_configs/cpu_ddp.yaml`) but does not pass `use_cpu` on to them,
-    and without it each process would train alone on its own copy of the model."""
+def has_accelerator() -> bool:
     import torch
 
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available():
-        os.environ.setdefault("ACCELERATE_USE_CPU", "true")
+    xpu = getattr(torch, "xpu", None)
+    return torch.cuda.is_available() or torch.backends.mps.is_available() or bool(xpu and xpu.is_available())
+
+
+def run_on_cpu_without_accelerators(training_args) -> None:
+    """On a machine without GPUs, say so to TrainingArguments (`use_cpu`) before it sets up devices.
+
+    Without it, several processes started by accelerate's launcher (torchrun, `cpu_ddp.yaml`) each
+    trained alone on their own copy of the model (accelerate does not pass `use_cpu` on to them),
+    and `--bf16`, which runs on CPUs, was refused as "bf16/gpu not supported".
+    """
+    if not has_accelerator():
+        training_args.use_cpu = True

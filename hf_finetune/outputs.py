@@ -35,9 +35,9 @@ def check_output_dir(folder: Path, overwrite: bool) -> None:
 
 
 def prepare_output_dir(folder: Path, overwrite: bool) -> None:
-    """Called once every input check has passed: clear a finished run being replaced, then create."""
-    if overwrite and is_finished(folder):
-        # Only a folder we wrote (it has our marker) is removed: never an arbitrary user folder.
+    """Called once every input check has passed: clear a run being replaced, then create."""
+    if overwrite and (is_finished(folder) or (folder / RUN_CONFIG).is_file()):
+        # Only a folder we wrote (a finished or unfinished run of ours) is removed: never a user's folder.
         shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
 

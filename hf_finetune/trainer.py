@@ -1,10 +1,13 @@
-"""`transformers.Trainer` with three hooks handed to the transfer plan, and a divergence stop.
+"""`transformers.Trainer` with three hooks handed to the transfer plan, and two safe stops.
 
 The loop, mixed precision, DDP/FSDP, checkpointing and logging stay the Trainer's; only
 the optimizer's param groups (one per block, final LR stored in each), the LR schedule
 (gated by gradual unfreezing) and an extra loss term (L2-SP) come from the strategies.
 A non-finite training loss ends the run (exit code 3): Trainer would log it as 0
-(`logging_nan_inf_filter`) and train on with NaN weights to the last epoch.
+(`logging_nan_inf_filter`) and train on with NaN weights to the last epoch. A SIGTERM or
+Ctrl-C (`hf_finetune.interruption`) ends it after the current step with a checkpoint saved.
+Both are agreed across processes in one small all-reduce per step, so under DDP every
+process stops at the same step.
 """
 
 from __future__ import annotations
@@ -14,16 +17,20 @@ from pathlib import Path
 
 import torch
 from transformers import Trainer
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
 
+from .checkpoints import mark_checkpoint_complete, newest_complete
 from .errors import TrainingDiverged
+from .interruption import StopOnSignal
 from .transfer import TransferPlan
 
 
 class StrategyTrainer(Trainer):
     def __init__(self, *args, plan: TransferPlan, **kwargs):
         self.plan = plan
+        self.stop_on_signal = StopOnSignal()
         super().__init__(*args, **kwargs)
+        self.add_callback(self.stop_on_signal)
         # Trainer treats a model whose forward takes **kwargs as one that divides its summed loss by
         # the global `num_items_in_batch`, and multiplies the loss by the number of processes to undo
         # DDP's gradient average. transformers 5.x classification models take **kwargs but some
@@ -57,23 +64,37 @@ class StrategyTrainer(Trainer):
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         loss = super().training_step(model, inputs, num_items_in_batch)
-        diverged = (~torch.isfinite(loss)).to(torch.int32).reshape(1)
+        # [loss not finite, stop signal received], summed over processes.
+        stop_flag = torch.tensor(self.stop_on_signal.received is not None, device=loss.device)
+        status = torch.stack([~torch.isfinite(loss), stop_flag]).to(torch.int32)
         if self.args.world_size > 1:
-            # Every process stops at the same step: one process leaving alone would hang the others
-            # in their next all-reduce.
-            diverged = self.accelerator.reduce(diverged, reduction="sum")
-        if diverged.item():
+            status = self.accelerator.reduce(status, reduction="sum")
+        diverged, stop = status.tolist()
+        if diverged:
             raise TrainingDiverged(self.divergence_message(float(loss)))
+        self.stop_on_signal.agreed = self.stop_on_signal.agreed or stop > 0
         return loss
+
+    def _save_checkpoint(self, model, trial):
+        """Trainer's save, then our completion sentinel, then rotation: never the other way round, so
+        older complete checkpoints are deleted only once the new one is complete (`hf_finetune.checkpoints`)."""
+        limit, self.args.save_total_limit = self.args.save_total_limit, None
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            self.args.save_total_limit = limit
+        if self.args.should_save:
+            run_dir = self._get_output_dir(trial=trial)
+            step = self.state.global_step
+            mark_checkpoint_complete(Path(run_dir) / f"{PREFIX_CHECKPOINT_DIR}-{step}", step)
+            rotate_checkpoints(run_dir, limit, best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=True)
 
     def divergence_message(self, loss: float) -> str:
         value = loss if not math.isfinite(loss) else "non-finite on another process"
         step = self.state.global_step + 1  # the optimizer step this batch belongs to
-        saved = sorted(
-            Path(self.args.output_dir).glob(f"{PREFIX_CHECKPOINT_DIR}-*"), key=lambda p: int(p.name.split("-")[-1])
-        )
+        saved = newest_complete(Path(self.args.output_dir))
         where = (
-            f"the newest checkpoint saved before it is {saved[-1]} (--resume_from_checkpoint {saved[-1]})"
+            f"the newest checkpoint saved before it is {saved} (--resume {saved})"
             if saved
             else "no checkpoint was saved before it"
         )

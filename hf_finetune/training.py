@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shlex
+import signal
 import sys
 import time
 import warnings
@@ -21,8 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from .adapters import is_adapter_folder, save_adapter_config
+from .checkpoints import check_resumable, plan_resume, remove_incomplete
 from .config import RunConfig, write_run_config
 from .hub import keep_trainer_from_pushing, push_folder, push_settings
+from .interruption import Interrupted
 from .metrics import (
     majority_baseline,
     majority_label_set_baseline,
@@ -93,6 +97,7 @@ def run(cfg: RunConfig) -> RunResult:
     setup_logging(state.is_main_process)
     out = Path(cfg.training.output_dir)
     check_output_dir(out, cfg.run.overwrite_output_dir)
+    checkpoint = plan_resume(cfg, out, RUN_CONFIG)
     set_seed(cfg.training.seed)
 
     task = TASKS.get(cfg.run.task)(cfg)
@@ -106,10 +111,13 @@ def run(cfg: RunConfig) -> RunResult:
     for strategy in strategies:
         model = strategy.prepare_model(model, new_keys)
     plan = TransferPlan(strategies, model, new_keys, distributed=state.num_processes > 1)
+    if checkpoint is not None:
+        check_resumable(checkpoint, model, data.label_names)
     encoded = task.encode(data, processor)
 
     if state.is_main_process:
         prepare_output_dir(out, cfg.run.overwrite_output_dir)
+        remove_incomplete(out)
         write_run_config(cfg, out / RUN_CONFIG)
         for name, text in data.extra_outputs.items():
             (out / name).write_text(text, encoding="utf-8")
@@ -145,7 +153,22 @@ def run(cfg: RunConfig) -> RunResult:
     logger.info("parameters per block (%s trained):\n%s", f"{parameters[0]:,}", format_summary(blocks))
 
     started = time.time()
-    train_output = trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
+    if checkpoint is not None:
+        logger.info("resuming from %s (resume: %s; --resume false starts over)", checkpoint, cfg.run.resume)
+    trainer.stop_on_signal.install()
+    try:
+        train_output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    finally:
+        trainer.stop_on_signal.uninstall()
+    stop = trainer.stop_on_signal
+    if stop.stopped_at is not None:
+        saved = out / f"checkpoint-{stop.stopped_at}"
+        raise Interrupted(
+            f"stopped by {signal.Signals(stop.received).name if stop.received else 'a signal on another process'} "
+            f"at step {stop.stopped_at} of {trainer.state.max_steps}; checkpoint saved to {saved}. Resume by running "
+            f"the same command again (resume: auto continues from it): {shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])}",
+            stop.received or signal.SIGTERM,
+        )
     train_runtime = time.time() - started
     reload_best_model(trainer)
     trainer.save_model(str(out))
