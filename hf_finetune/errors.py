@@ -27,6 +27,10 @@ class TrainingDiverged(UserError):
     exit_code = EXIT_DIVERGED
 
 
+class CheckpointNotSaved(UserError):
+    """A checkpoint could not be written (disk full, quota): the previous complete one stays usable."""
+
+
 def first_line(exc: BaseException) -> str:
     """The informative part of a library exception, for wrapping in a UserError."""
     text = str(exc).strip() or type(exc).__name__

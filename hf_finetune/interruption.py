@@ -5,7 +5,9 @@ presses Ctrl-C. The first signal only raises a flag; the trainer agrees on it ac
 processes at the next step (`StrategyTrainer.training_step`: every process stops at the same
 step, none is left waiting in an all-reduce), saves a complete checkpoint and stops; the run
 then exits with 128 + the signal number (130 SIGINT, 143 SIGTERM) instead of writing a final
-model. The same signal a second time exits at once.
+model. Ctrl-C a second time exits at once. A repeated SIGTERM is ignored: launchers and
+schedulers deliver it twice (SLURM signals every process of the job, and torchrun forwards its
+own SIGTERM to the workers), and they send SIGKILL themselves when their grace period ends.
 """
 
 from __future__ import annotations
@@ -49,13 +51,13 @@ class StopOnSignal(TrainerCallback):
         self._previous.clear()
 
     def _handle(self, signum, frame) -> None:
-        if self.received == signum:  # the same signal twice: the user means it
+        if signum == signal.SIGINT and self.received == signal.SIGINT:  # Ctrl-C twice: the user means it
             os._exit(128 + signum)
         if self.received is None:
             self.received = signum
             print(
                 f"\n[hf_finetune] {signal.Signals(signum).name} received: finishing this step, saving a checkpoint, "
-                "then stopping (send it again to quit at once)",
+                f"then stopping{' (Ctrl-C again to quit at once)' if signum == signal.SIGINT else ''}",
                 file=sys.stderr,
                 flush=True,
             )

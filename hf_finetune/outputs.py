@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 from pathlib import Path
 
-from .errors import UserError
+from .errors import UserError, first_line
 
 COMPLETE_MARKER = "run_complete.json"
 RUN_CONFIG = "run_config.yaml"
@@ -31,6 +32,35 @@ def check_output_dir(folder: Path, overwrite: bool) -> None:
         raise UserError(
             f"{folder} already holds a finished run; pass --overwrite_output_dir to replace it or choose "
             "another --output_dir"
+        )
+
+
+def nearest_existing(folder: Path) -> Path:
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return folder
+
+
+def check_writable(folder: Path) -> None:
+    """Write (and delete) a probe file where the output folder is or will be: a read-only mount or a
+    path under a file fails here, before training, rather than at the first checkpoint. Nothing is left."""
+    existing = nearest_existing(folder.expanduser().absolute())
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        raise UserError(
+            f"cannot write to output_dir {folder} ({first_line(exc)}); choose a writable --output_dir"
+        ) from None
+
+
+def check_free_space(folder: Path, needed: int) -> None:
+    """Refuse a run whose first checkpoint and final model cannot fit (`needed` bytes, estimated)."""
+    free = shutil.disk_usage(nearest_existing(folder.expanduser().absolute())).free
+    if free < needed:
+        raise UserError(
+            f"not enough disk space for output_dir {folder}: a checkpoint and the final model need about "
+            f"{needed / 1e9:.2f} GB and {free / 1e9:.2f} GB is free; free some space or choose another --output_dir"
         )
 
 

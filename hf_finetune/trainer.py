@@ -13,14 +13,16 @@ process stops at the same step.
 from __future__ import annotations
 
 import math
+import shutil
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from transformers import Trainer
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
 
 from .checkpoints import mark_checkpoint_complete, newest_complete
-from .errors import TrainingDiverged
+from .errors import CheckpointNotSaved, TrainingDiverged, first_line
 from .interruption import StopOnSignal
 from .transfer import TransferPlan
 
@@ -81,6 +83,8 @@ class StrategyTrainer(Trainer):
         limit, self.args.save_total_limit = self.args.save_total_limit, None
         try:
             super()._save_checkpoint(model, trial)
+        except (OSError, RuntimeError, SafetensorError) as exc:  # disk full, quota, file size limit, I/O error
+            raise CheckpointNotSaved(self.save_failure_message(exc)) from None
         finally:
             self.args.save_total_limit = limit
         if self.args.should_save:
@@ -88,6 +92,20 @@ class StrategyTrainer(Trainer):
             step = self.state.global_step
             mark_checkpoint_complete(Path(run_dir) / f"{PREFIX_CHECKPOINT_DIR}-{step}", step)
             rotate_checkpoints(run_dir, limit, best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=True)
+
+    def save_failure_message(self, exc: BaseException) -> str:
+        out = Path(self.args.output_dir)
+        saved = newest_complete(out)
+        free = shutil.disk_usage(out).free / 1e9
+        return (
+            f"could not write checkpoint-{self.state.global_step} ({first_line(exc)}; {free:.2f} GB free in {out}); "
+            + (
+                f"the newest complete checkpoint, {saved}, is intact and `--resume auto` continues from it once "
+                "there is space"
+                if saved
+                else "no complete checkpoint exists yet"
+            )
+        )
 
     def divergence_message(self, loss: float) -> str:
         value = loss if not math.isfinite(loss) else "non-finite on another process"

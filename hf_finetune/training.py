@@ -41,7 +41,9 @@ from .outputs import (
     METRICS,
     MISCLASSIFIED,
     RUN_CONFIG,
+    check_free_space,
     check_output_dir,
+    check_writable,
     mark_complete,
     prepare_output_dir,
     write_json,
@@ -97,6 +99,7 @@ def run(cfg: RunConfig) -> RunResult:
     setup_logging(state.is_main_process)
     out = Path(cfg.training.output_dir)
     check_output_dir(out, cfg.run.overwrite_output_dir)
+    check_writable(out)
     checkpoint = plan_resume(cfg, out, RUN_CONFIG)
     set_seed(cfg.training.seed)
 
@@ -111,6 +114,7 @@ def run(cfg: RunConfig) -> RunResult:
     for strategy in strategies:
         model = strategy.prepare_model(model, new_keys)
     plan = TransferPlan(strategies, model, new_keys, distributed=state.num_processes > 1)
+    check_free_space(out, bytes_to_save(model))
     if checkpoint is not None:
         check_resumable(checkpoint, model, data.label_names)
     encoded = task.encode(data, processor)
@@ -215,6 +219,16 @@ def run(cfg: RunConfig) -> RunResult:
     if push and state.is_main_process:
         push_folder(out, push.repo_id, private=push.private, revision=push.revision, token=push.token)
     return RunResult(output_dir=out, metrics=metrics, majority_baseline=baseline, model=trainer.model)
+
+
+def bytes_to_save(model) -> int:
+    """About what a checkpoint (weights + Adam's two moments of the trained weights) and the final model take."""
+    from .transfer import unwrap_peft
+
+    params = list(model.parameters())
+    trainable = sum(p.numel() * p.element_size() for p in params if p.requires_grad)
+    saved = trainable if unwrap_peft(model) is not model else sum(p.numel() * p.element_size() for p in params)
+    return 2 * saved + 2 * trainable
 
 
 def describe_hardware(trainer, state) -> str:

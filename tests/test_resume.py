@@ -1,0 +1,156 @@
+"""Preemption, for real: a training subprocess is SIGKILLed at a chosen step (or in the middle of
+writing a checkpoint), the same command runs again, and the run ends with weights and metrics
+bit-identical to a run that was never interrupted. SIGTERM and Ctrl-C stop a run after the
+current step with a complete checkpoint, on one process and on two (DDP, no deadlock, even with
+the SIGTERM delivered twice: by the test to every process and by torchrun to its workers).
+
+Exactness holds on CPU with `dataloader_num_workers=0` and no random augmentation: the
+checkpoint carries the optimizer, scheduler, RNG states and the data position, and Trainer
+skips the batches already seen.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import FIXTURES, REPO, csv_recipe_args, read_json
+from safetensors.torch import load_file
+
+from hf_finetune.checkpoints import CHECKPOINT_COMPLETE, is_complete, newest_complete
+
+pytestmark = pytest.mark.slow
+
+TASK = str(REPO / "tasks" / "text_classification.py")
+# 48 texts in batches of 8: 6 steps per epoch, 12 in all; checkpoints every 2 steps.
+SHORT = ["--max_train_samples", "48", "--max_eval_samples", "32", "--per_device_train_batch_size", "8",
+         "--num_train_epochs", "2", "--save_strategy", "steps", "--save_steps", "2", "--eval_strategy", "steps",
+         "--eval_steps", "2", "--learning_rate", "1e-4", "--dataloader_num_workers", "0"]  # fmt: skip
+STRATEGIES = {
+    "full": [],
+    "freeze_bottom+gradual_unfreeze": [
+        "--strategy",
+        "freeze_bottom+gradual_unfreeze",
+        "--freeze_num_layers",
+        "2",
+        "--gradual_unfreeze_every_steps",
+        "3",
+    ],  # fmt: skip
+    "lora": ["--strategy", "lora", "--learning_rate", "1e-3"],
+}
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def train(argv: list[str], *prefix: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*prefix, *argv], capture_output=True, text=True, timeout=900, cwd=REPO, env=ENV)
+
+
+def weights(folder: Path) -> dict:
+    name = "adapter_model.safetensors" if (folder / "adapter_model.safetensors").exists() else "model.safetensors"
+    return load_file(folder / name)
+
+
+@pytest.mark.parametrize(
+    ("strategy", "kill_at", "mode"),
+    [
+        ("full", 4, "after_save"),  # mid-epoch 1
+        ("full", 8, "during_save"),  # mid-epoch 2, checkpoint-8 half written: resumes from checkpoint-6
+        ("freeze_bottom+gradual_unfreeze", 4, "after_save"),  # between two unfreezing stages
+        ("lora", 10, "after_save"),
+    ],
+)
+def test_killed_run_resumes_to_identical_weights_and_metrics(strategy, kill_at, mode, tmp_path, fortunes_csv):
+    common = [*csv_recipe_args(fortunes_csv["train"]), *SHORT, *STRATEGIES[strategy]]
+    whole, killed = tmp_path / "uninterrupted", tmp_path / "killed"
+
+    reference = train([TASK, *common, "--output_dir", str(whole)], sys.executable)
+    assert reference.returncode == 0, reference.stderr[-3000:]
+
+    dying = train([str(FIXTURES / "train_until_killed.py"), str(kill_at), mode, *common, "--output_dir", str(killed)],
+                  sys.executable)  # fmt: skip
+    assert dying.returncode == -signal.SIGKILL
+    assert not (killed / "run_complete.json").exists()
+    if mode == "during_save":
+        assert (killed / f"checkpoint-{kill_at}").is_dir() and not is_complete(killed / f"checkpoint-{kill_at}")
+    expected = killed / f"checkpoint-{kill_at if mode == 'after_save' else kill_at - 2}"
+    assert newest_complete(killed) == expected
+
+    resumed = train([TASK, *common, "--output_dir", str(killed)], sys.executable)  # the same command again
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"resuming from {expected}" in resumed.stderr
+    if mode == "during_save":
+        assert "removed incomplete checkpoint" in resumed.stderr
+
+    a, b = weights(whole), weights(killed)
+    assert a.keys() == b.keys()
+    assert [k for k in a if not a[k].equal(b[k])] == [], "resumed weights differ from the uninterrupted run"
+    assert read_json(killed / "metrics.json")["metrics"] == read_json(whole / "metrics.json")["metrics"]
+    history = [entry for entry in read_json(killed / "trainer_state.json")["log_history"] if "loss" in entry]
+    assert history == [entry for entry in read_json(whole / "trainer_state.json")["log_history"] if "loss" in entry]
+
+
+def wait_for_complete_checkpoint(folder: Path, process: subprocess.Popen, timeout: float = 600) -> Path:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        found = newest_complete(folder)
+        if found is not None:
+            return found
+        assert process.poll() is None, process.communicate()[1][-3000:]
+        time.sleep(0.1)
+    raise AssertionError("no checkpoint appeared")
+
+
+LONG = ["--max_train_samples", "480", "--per_device_train_batch_size", "8", "--num_train_epochs", "3",
+        "--save_strategy", "steps", "--save_steps", "2", "--eval_strategy", "no", "--load_best_model_at_end", "false",
+        "--max_eval_samples", "32"]  # fmt: skip
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_signal_saves_a_checkpoint_and_says_how_to_resume(sig, code, tmp_path, fortunes_csv):
+    out = tmp_path / "run"
+    argv = [sys.executable, TASK, *csv_recipe_args(fortunes_csv["train"]), *LONG, "--output_dir", str(out)]
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=ENV)
+    first = wait_for_complete_checkpoint(out, process)
+    process.send_signal(sig)
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == code, stderr[-3000:]
+    line = stderr.strip().splitlines()[-1]
+    assert line.startswith(f"error: stopped by {sig.name} at step ") and "Resume by running the same command" in line
+    stopped = newest_complete(out)
+    assert stopped is not None and stopped != first and f"checkpoint saved to {stopped}" in line
+    assert (stopped / CHECKPOINT_COMPLETE).is_file() and not (out / "run_complete.json").exists()
+
+
+def test_ctrl_c_twice_quits_at_once(tmp_path, fortunes_csv):
+    out = tmp_path / "run"
+    argv = [sys.executable, TASK, *csv_recipe_args(fortunes_csv["train"]), *LONG, "--output_dir", str(out)]
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=ENV)
+    wait_for_complete_checkpoint(out, process)
+    process.send_signal(signal.SIGINT)
+    time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=60)
+    assert process.returncode == 130
+
+
+def test_sigterm_stops_both_ddp_processes_at_the_same_step(tmp_path, fortunes_csv):
+    """SLURM sends SIGTERM to every process of the job: here the whole process group of the launcher."""
+    out = tmp_path / "ddp"
+    argv = [str(Path(sys.executable).parent / "accelerate"), "launch",
+            "--config_file", str(REPO / "accelerate_configs" / "cpu_ddp.yaml"), TASK,
+            *csv_recipe_args(fortunes_csv["train"]), *LONG, "--output_dir", str(out)]  # fmt: skip
+    process = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=ENV, start_new_session=True
+    )
+    first = wait_for_complete_checkpoint(out, process)
+    os.killpg(process.pid, signal.SIGTERM)
+    _, stderr = process.communicate(timeout=300)  # a deadlocked all-reduce would hang here
+    assert process.returncode != 0
+    stops = [line for line in stderr.splitlines() if line.startswith("error: stopped by SIGTERM at step ")]
+    assert len(stops) == 2, stderr[-3000:]  # one line per process, the same step on both
+    assert stops[0].split(" at step ")[1].split(" ")[0] == stops[1].split(" at step ")[1].split(" ")[0]
+    stopped = newest_complete(out)
+    assert stopped is not None and stopped != first and not (out / "run_complete.json").exists()
