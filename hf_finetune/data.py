@@ -155,13 +155,30 @@ def require_columns(dataset, columns: list[tuple[str, str]], split: str, source:
             )
 
 
+def _is_missing(value) -> bool:
+    """Null, blank, or a float NaN (pandas' missing value, which a JSON file can also hold)."""
+    return (
+        value is None or (isinstance(value, str) and not value.strip()) or (isinstance(value, float) and value != value)
+    )
+
+
 def _check_no_missing(dataset, column: str, split: str, kind: str) -> None:
-    bad = [i for i, v in enumerate(dataset[column]) if v is None or (isinstance(v, str) and not v.strip())]
+    bad = [i for i, v in enumerate(dataset[column]) if _is_missing(v)]
     if bad:
         rows = ", ".join(str(i) for i in bad[:5]) + (" ..." if len(bad) > 5 else "")
         raise UserError(
-            f"{len(bad)} row(s) of the {split} split have an empty {kind} in column '{column}' (rows {rows}); "
-            "remove or fill them"
+            f"{len(bad)} row(s) of the {split} split have an empty {kind} in column '{column}' (rows {rows}; "
+            "blank, null or NaN); remove or fill them"
+        )
+
+
+def _check_text(dataset, column: str, split: str, option: str) -> None:
+    """A text column of numbers (often the wrong column) would fail inside the tokenizer with a traceback."""
+    feature = dataset.features[column]
+    if getattr(feature, "dtype", None) not in ("string", "large_string"):
+        kind = f"{feature.dtype} values" if hasattr(feature, "dtype") else repr(feature)
+        raise UserError(
+            f"column '{column}' of the {split} split holds {kind}, not text; set --{option} to the column with the text"
         )
 
 
@@ -298,8 +315,9 @@ def load_labelled_data(
     for split, dataset in list(chosen.items()):
         dataset = dataset.remove_columns([c for c in dataset.column_names if c not in keep])
         if check_inputs is None:
-            for _, column in inputs:
+            for option, column in inputs:
                 _check_no_missing(dataset, column, split, "text")
+                _check_text(dataset, column, split, option)
         else:
             dataset = check_inputs(split, dataset)
         _check_no_missing(dataset, args.label_column, split, "label")

@@ -119,12 +119,16 @@ def _unreadable_reason(cell) -> str | None:
 
     if not cell or not (cell.get("bytes") or cell.get("path")):
         return "no image"
+    if not cell.get("bytes") and Path(cell["path"]).is_file() and Path(cell["path"]).stat().st_size == 0:
+        return "empty file, 0 bytes"  # PIL would only say it "cannot identify" it
     try:
         source = io.BytesIO(cell["bytes"]) if cell.get("bytes") else cell["path"]
         with PILImage.open(source) as image:
             image.load()  # `verify()` misses truncated pixel data; decoding all of it does not
     except FileNotFoundError:
         return "file not found"
+    except PILImage.UnidentifiedImageError:  # its message repeats the path
+        return "not an image file"
     except Exception as exc:  # PIL raises several types (UnidentifiedImageError, OSError, SyntaxError)
         return first_line(exc)
     return None

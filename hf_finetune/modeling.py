@@ -20,6 +20,9 @@ logger = logging.getLogger(__name__)
 SAFE_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
 PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json")
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "spiece.model", "vocab.json")
+# Where a checkpoint names its own Python classes (`auto_map`), run only with trust_remote_code.
+REMOTE_CODE_CONFIGS = ("config.json", "tokenizer_config.json", "preprocessor_config.json")
+COMMIT_SHA = re.compile(r"[0-9a-f]{40}")
 
 
 def resolve_checkpoint(name: str) -> str:
@@ -63,12 +66,49 @@ def check_checkpoint_folder(folder: str, allow_pickle: bool) -> None:
     raise UserError(f"{folder} has no model weights (model.safetensors); was the run finished?")
 
 
+def check_remote_code(name: str, args: ModelArguments) -> None:
+    """Code shipped with a checkpoint runs only when asked for, and from the Hub only at a pinned commit.
+
+    transformers would quietly use its built-in class for a local folder whose `auto_map` names
+    custom code (when `model_type` is known), training another model than the author meant;
+    and a Hub branch can change between the review of its code and the run that executes it.
+    """
+    folder = Path(name)
+    if folder.is_dir():
+        shipped = [f for f in REMOTE_CODE_CONFIGS if "auto_map" in _read_json(folder / f)]
+        if shipped and not args.trust_remote_code:
+            raise UserError(
+                f"{name} ships its own model code (auto_map in {shipped[0]}), which runs only with "
+                "--trust_remote_code; pass it if you have read and trust that code"
+            )
+        return
+    if args.trust_remote_code and not COMMIT_SHA.fullmatch(args.revision or ""):
+        got = f"; '{args.revision}' is a branch or tag, which can move" if args.revision else ""
+        raise UserError(
+            f"--trust_remote_code runs code from the Hub repo {name}, so pin the version you reviewed: pass "
+            f"--revision <commit sha> (40 hex digits){got}"
+        )
+
+
+def _read_json(path: Path) -> dict:
+    import json
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # missing or unreadable: transformers reports it when loading
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def check_model_inputs(args: ModelArguments) -> None:
-    """The cheap checks (paths, weights, tokenizer files), run before any data is loaded."""
+    """The cheap checks (paths, weights, tokenizer files, shipped code), run before any data is loaded."""
     checkpoint = resolve_checkpoint(args.model_name_or_path)
     check_checkpoint_folder(checkpoint, args.allow_pickle)
+    check_remote_code(checkpoint, args)
     tokenizer = resolve_checkpoint(args.tokenizer_name or args.model_name_or_path)
     check_tokenizer_folder(tokenizer)
+    if tokenizer != checkpoint:
+        check_remote_code(tokenizer, args)
 
 
 def check_tokenizer_folder(name: str) -> None:

@@ -131,6 +131,21 @@ def save_images(dataset, folder: Path, n_per_class: int, mode: str = "L") -> lis
     return rows
 
 
+def corrupt_image_csv(digit_folder: Path, folder: Path) -> Path:
+    """A CSV (in folder) listing the digit images plus a truncated PNG, a text file named .png and a missing file."""
+    import pandas as pd
+
+    rows = [{"file": str(p), "category": p.parent.name} for p in sorted(digit_folder.rglob("*.png"))]
+    good = Path(rows[0]["file"]).read_bytes()
+    (folder / "truncated.png").write_bytes(good[: len(good) // 2])
+    (folder / "notes.png").write_text("not an image")
+    rows += [{"file": "truncated.png", "category": "0"}, {"file": "notes.png", "category": "1"}]
+    rows += [{"file": "missing.png", "category": "7"}]
+    path = folder / "images.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
 @pytest.fixture(scope="session")
 def digit_folder(tmp_path_factory, digits_data) -> Path:
     """Real digit images as a user's image folder: train/<digit>/*.png (3 classes, 30 each)."""

@@ -1,18 +1,54 @@
-"""Bad input: one line on stderr, exit code 2, no traceback, no output folder left behind.
+"""Bad input: one line on stderr, exit code 2, no traceback, nothing already written lost.
 
-Each case runs in-process through `hf_finetune.cli.main`, as the `hf-finetune` command does.
+Each case runs in-process through `hf_finetune.cli.main`, as the `hf-finetune` command does,
+and fails before training: on the packaged MiniLM, the random-init ViT and real digit images.
+A case either starts with files in the output folder (a finished run, the user's own files),
+which must come out byte-identical, or starts without one, which must not be created.
 """
 
 import json
 import re
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import csv_recipe_args, run_cli
+import torch
+from conftest import corrupt_image_csv, csv_recipe_args, run_cli
 
 from hf_finetune.outputs import COMPLETE_MARKER
 
 GOOD_ROWS = pd.DataFrame({"review": ["good", "bad", "fine", "awful"] * 5, "topic": ["a", "b"] * 10})
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json")
+FINISHED_RUN = {COMPLETE_MARKER: json.dumps({"metrics": {}}).encode(), "model.safetensors": b"precious"}
+USER_FILES = {"notes.txt": b"mine", "data/keep.csv": b"a,b\n1,2\n"}
+SHA = "0123456789abcdef0123456789abcdef01234567"
+WEIGHTS = "model.safetensors"
+CUSTOM_CODE = {"AutoModelForSequenceClassification": "modeling_x.XModel"}  # config.json's auto_map
+IMAGE_CSV_COLUMNS = ("--image_column", "file", "--label_column", "category")
+NUMBERS_AS_IMAGES = pd.DataFrame({"file": [3, 4] * 5, "category": ["a", "b"] * 5})
+
+
+class Inputs:
+    """What a case builds its command line from; the image fixtures load only for the cases that use them."""
+
+    def __init__(self, request, tmp_path: Path):
+        self.request, self.tmp, self.out = request, tmp_path, tmp_path / "out"
+
+    csv = property(lambda self: self.request.getfixturevalue("good_csv"))
+    minilm = property(lambda self: Path(self.request.getfixturevalue("minilm_dir")))
+    vit = property(lambda self: self.request.getfixturevalue("vit_init_dir"))
+    digits = property(lambda self: self.request.getfixturevalue("digit_folder"))
+
+
+@dataclass(frozen=True)
+class Case:
+    argv: Callable[[Inputs], list[str]]
+    message: str  # regular expression the one `error:` line must match
+    existing: dict[str, bytes] = field(default_factory=dict)  # files in the output folder before the run
+    marks: tuple = ()
 
 
 @pytest.fixture
@@ -22,107 +58,237 @@ def good_csv(tmp_path):
     return path
 
 
-def base_argv(train_file, out, *extra):
-    return ["train", *csv_recipe_args(train_file), "--output_dir", str(out), *extra]
+def text(x: Inputs, *extra, train=None) -> list[str]:
+    """`train` on the fortunes recipe pointed at a user's CSV (the good one unless `train` is given)."""
+    return ["train", *csv_recipe_args(train or x.csv), "--output_dir", str(x.out), *extra]
 
 
-def write_bytes(tmp_path, name, data: bytes):
-    path = tmp_path / name
+def images(x: Inputs, *extra) -> list[str]:
+    return ["train", "--config", "fashion_mnist_target", "--model_name_or_path", str(x.vit),
+            "--output_dir", str(x.out), *extra]  # fmt: skip
+
+
+def write_bytes(x: Inputs, name: str, data: bytes) -> Path:
+    path = x.tmp / name
     path.write_bytes(data)
     return path
 
 
-def checkpoint_folder(tmp_path, minilm_dir, *, weights: str | None):
-    """A copy of the real checkpoint's config and tokenizer, with the given weights file (or none)."""
-    import shutil
-    from pathlib import Path
+def write_csv(x: Inputs, df: pd.DataFrame, name: str = "data.csv") -> Path:
+    path = x.tmp / name
+    df.to_csv(path, index=False)
+    return path
 
-    folder = tmp_path / "ckpt"
+
+def checkpoint_folder(x: Inputs, *, weights: str | None, tokenizer: bool = True, **config) -> Path:
+    """The real checkpoint's config (updated with `config`) and tokenizer, with a stand-in weights file (or none):
+    every check here runs before the weights are read."""
+    folder = x.tmp / "ckpt"
     folder.mkdir()
-    for name in ("config.json", "tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"):
-        if (Path(minilm_dir) / name).exists():
-            shutil.copy(Path(minilm_dir) / name, folder / name)
+    values = json.loads((x.minilm / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**values, **config}))
+    for name in TOKENIZER_FILES if tokenizer else ():
+        if (x.minilm / name).exists():
+            shutil.copy(x.minilm / name, folder / name)
     if weights:
         (folder / weights).write_bytes(b"\0" * 16)
     return folder
 
 
+def image_csv(x: Inputs, bad_name: str, bad_bytes: bytes) -> list[str]:
+    """The real digit images listed in a CSV, plus one bad file, as `train` options."""
+    rows = [{"file": str(p), "category": p.parent.name} for p in sorted(x.digits.rglob("*.png"))]
+    write_bytes(x, bad_name, bad_bytes)
+    rows.append({"file": bad_name, "category": "0"})
+    path = write_csv(x, pd.DataFrame(rows), "images.csv")
+    return ["--train_file", str(path), *IMAGE_CSV_COLUMNS]
+
+
+def a_png(x: Inputs) -> bytes:
+    return sorted(x.digits.rglob("*.png"))[0].read_bytes()
+
+
+def damaged_png(x: Inputs) -> bytes:
+    """A PNG whose compressed pixel data has 20 bytes zeroed: header intact, decoding fails."""
+    good = a_png(x)
+    start = good.find(b"IDAT") + 8
+    return good[:start] + bytes(20) + good[start + 20 :]
+
+
+def without_processor(x: Inputs) -> Path:
+    folder = x.tmp / "no_processor"
+    folder.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(x.vit / name, folder / name)
+    return folder
+
+
+def unreadable_csv(x: Inputs) -> Path:
+    # Permissions do not stop root (who runs these tests in some containers); reading /proc/self/mem
+    # at offset 0 fails with EIO for any user, as a file on a failing disk does.
+    link = x.tmp / "unreadable.csv"
+    link.symlink_to("/proc/self/mem")
+    return link
+
+
 CASES = {
-    "missing data file": (lambda t, g, m: base_argv(t / "nope.csv", t / "out"), "does not exist"),
-    "empty data file": (lambda t, g, m: base_argv(write_bytes(t, "e.csv", b""), t / "out"), "is empty"),
-    "non-UTF-8 data file": (
-        lambda t, g, m: base_argv(
-            write_bytes(t, "l.csv", "review,topic\ncaf\xe9,a\n".encode("latin-1") * 50), t / "out"
-        ),
-        "not UTF-8",
+    # --- data files ---
+    "missing data file": Case(lambda x: text(x, train=x.tmp / "nope.csv"), "does not exist"),
+    "empty data file": Case(lambda x: text(x, train=write_bytes(x, "e.csv", b"")), "is empty"),
+    "unreadable data file": Case(lambda x: text(x, train=unreadable_csv(x)), "cannot read .*Input/output error"),
+    "non-UTF-8 data file": Case(
+        lambda x: text(x, train=write_bytes(x, "l.csv", "review,topic\ncaf\xe9,a\n".encode("latin-1") * 50)),
+        "not UTF-8 .* re-save it as UTF-8",
     ),
-    "unsupported file type": (
-        lambda t, g, m: base_argv(write_bytes(t, "d.xlsx", b"PK\x03\x04"), t / "out"),
-        "unsupported file type",
+    "unsupported file type": Case(
+        lambda x: text(x, train=write_bytes(x, "d.xlsx", b"PK\x03\x04")), "unsupported file type '.xlsx'"
     ),
-    "corrupt parquet": (
-        lambda t, g, m: base_argv(write_bytes(t, "d.parquet", b"not parquet at all"), t / "out"),
-        "cannot parse",
+    "corrupt parquet": Case(
+        lambda x: text(x, train=write_bytes(x, "d.parquet", b"not parquet at all")), "cannot parse .* as parquet"
     ),
-    "missing text column": (
-        lambda t, g, m: base_argv(g, t / "out") + ["--text_column", "body"],
-        "column 'body' not found .* available columns: review, topic",
+    # --- columns and labels ---
+    "missing text column": Case(
+        lambda x: text(x, "--text_column", "body"), "column 'body' not found .* available columns: review, topic"
     ),
-    "label column with one class": (
-        lambda t, g, m: base_argv(write_csv(t, GOOD_ROWS.assign(topic="a")), t / "out"),
-        "only one class",
+    "text column of numbers": Case(
+        lambda x: text(x, train=write_csv(x, GOOD_ROWS.assign(review=range(20)))),
+        "column 'review' of the train split holds int64 values, not text; set --text_column",
     ),
-    "empty text rows": (
-        lambda t, g, m: base_argv(write_csv(t, GOOD_ROWS.assign(review=["x", None] * 10)), t / "out"),
+    "label column with one class": Case(
+        lambda x: text(x, train=write_csv(x, GOOD_ROWS.assign(topic="a"))), "only one class"
+    ),
+    "labels in eval not seen in train": Case(
+        lambda x: text(x, "--validation_file", str(write_csv(x, GOOD_ROWS.assign(topic="c"), "val.csv"))),
+        "labels in validation not seen in train: c",
+    ),
+    "empty text rows": Case(
+        lambda x: text(x, train=write_csv(x, GOOD_ROWS.assign(review=["x", None] * 10))),
         "empty text in column 'review'",
     ),
-    "unknown recipe key": (
-        lambda t, g, m: [
-            "train",
-            "--config",
-            str(write_bytes(t, "r.yaml", b"model_name_or_path: x\nlerning_rate: 1\n")),
-        ],
-        "unknown key.*lerning_rate",
-    ),
-    "malformed recipe": (
-        lambda t, g, m: ["train", "--config", str(write_bytes(t, "r.yaml", b"a: [1\n"))],
-        "not valid YAML",
-    ),
-    "unknown recipe name": (lambda t, g, m: ["train", "--config", "no_such_recipe"], "no recipe named"),
-    "unknown option": (lambda t, g, m: base_argv(g, t / "out", "--lerning_rate", "1"), "unknown option"),
-    "checkpoint path does not exist": (
-        lambda t, g, m: base_argv(g, t / "out", "--model_name_or_path", str(t / "missing_ckpt")),
-        "checkpoint folder .* does not exist",
-    ),
-    "checkpoint folder without weights": (
-        lambda t, g, m: base_argv(g, t / "out", "--model_name_or_path", str(checkpoint_folder(t, m, weights=None))),
-        "no model weights",
-    ),
-    "pickle-only weights": (
-        lambda t, g, m: base_argv(
-            g, t / "out", "--model_name_or_path", str(checkpoint_folder(t, m, weights="pytorch_model.bin"))
+    "NaN text rows": Case(
+        lambda x: text(
+            x, train=write_bytes(x, "n.jsonl", b'{"review": NaN, "topic": "a"}\n{"review": "x", "topic": "b"}\n' * 5)
         ),
+        r"5 row\(s\) .* empty text in column 'review' \(rows 0, 2, 4, 6, 8; blank, null or NaN\)",
+    ),
+    # --- images ---
+    "zero-byte image": Case(
+        lambda x: images(x, *image_csv(x, "empty.png", b"")),
+        r"1 unreadable image\(s\).*empty\.png \(empty file, 0 bytes\).*--skip_bad_images",
+        existing=USER_FILES,
+    ),
+    "truncated image": Case(
+        lambda x: images(x, *image_csv(x, "cut.png", a_png(x)[:60])),
+        r"1 unreadable image\(s\).*cut\.png \(image file is truncated\).*--skip_bad_images",
+        existing=USER_FILES,
+    ),
+    "corrupt image": Case(
+        lambda x: images(x, *image_csv(x, "broken.png", damaged_png(x))),
+        r"1 unreadable image\(s\).*broken\.png \(broken data stream.*--skip_bad_images",
+        existing=USER_FILES,
+    ),
+    "several unreadable images, all named": Case(  # moved here from test_images.py
+        lambda x: images(x, "--train_file", str(corrupt_image_csv(x.digits, x.tmp)), *IMAGE_CSV_COLUMNS),
+        r"3 unreadable image\(s\).*truncated\.png.*notes\.png \(not an image file\).*missing\.png.*--skip_bad_images",
+        existing={"keep.txt": b"mine"},
+    ),
+    "image column not found": Case(
+        lambda x: images(x, "--dataset_name", str(x.digits), "--image_column", "photo"), "column 'photo' not found"
+    ),
+    "image column of numbers": Case(
+        lambda x: images(x, "--train_file", str(write_csv(x, NUMBERS_AS_IMAGES)), *IMAGE_CSV_COLUMNS),
+        "not images or image paths",
+    ),
+    "unknown augmentation": Case(lambda x: images(x, "--augmentation", "mixup"), "augmentation must be one of"),
+    # --- checkpoints ---
+    "checkpoint path does not exist": Case(
+        lambda x: text(x, "--model_name_or_path", str(x.tmp / "missing_ckpt")), "checkpoint folder .* does not exist"
+    ),
+    "checkpoint folder without weights": Case(
+        lambda x: text(x, "--model_name_or_path", str(checkpoint_folder(x, weights=None))), "no model weights"
+    ),
+    "pickle-only weights": Case(
+        lambda x: text(x, "--model_name_or_path", str(checkpoint_folder(x, weights="pytorch_model.bin"))),
         "pickle weights .* --allow_pickle",
     ),
-    "unknown strategy": (lambda t, g, m: base_argv(g, t / "out", "--strategy", "magic"), "unknown strategy 'magic'"),
-    "refused strategy combination": (
-        lambda t, g, m: base_argv(g, t / "out", "--strategy", "lora+l2sp"),
-        "lora and l2sp cannot be combined: adapters keep",
+    "tokenizer missing from the checkpoint folder": Case(
+        lambda x: text(x, "--model_name_or_path", str(checkpoint_folder(x, weights=WEIGHTS, tokenizer=False))),
+        "no tokenizer files in .*; pass --tokenizer_name",
     ),
-    "more frozen layers than the model has": (
-        lambda t, g, m: base_argv(g, t / "out", "--strategy", "freeze_bottom", "--freeze_num_layers", "9"),
+    "image processor missing from the checkpoint folder": Case(
+        lambda x: images(x, "--model_name_or_path", str(without_processor(x)), "--dataset_name", str(x.digits)),
+        r"no image processor \(preprocessor_config.json\) in .*no_processor",
+    ),
+    "checkpoint head of another size": Case(
+        lambda x: images(x, "--dataset_name", str(x.digits), "--ignore_mismatched_sizes", "false"),
+        "already has a classification head of a different size than the 3 labels; pass --ignore_mismatched_sizes",
+        existing=USER_FILES,
+    ),
+    "remote code without trust_remote_code": Case(
+        lambda x: text(x, "--model_name_or_path", str(checkpoint_folder(x, weights=WEIGHTS, auto_map=CUSTOM_CODE))),
+        r"ships its own model code \(auto_map in config.json\), which runs only with --trust_remote_code",
+    ),
+    "trust_remote_code with an unpinned Hub id": Case(
+        lambda x: text(x, "--model_name_or_path", "someorg/custom-model", "--trust_remote_code", "true"),
+        r"--trust_remote_code runs code from the Hub repo someorg/custom-model, .*--revision <commit sha>",
+    ),
+    "trust_remote_code with a branch as revision": Case(
+        lambda x: text(
+            x, "--model_name_or_path", "someorg/custom-model", "--trust_remote_code", "true", "--revision", "main"
+        ),
+        r"--revision <commit sha> \(40 hex digits\); 'main' is a branch or tag, which can move",
+    ),
+    # --- strategies and training settings ---
+    "unknown strategy": Case(lambda x: text(x, "--strategy", "magic"), "unknown strategy 'magic'"),
+    "refused strategy combination": Case(
+        lambda x: text(x, "--strategy", "lora+l2sp"), "lora and l2sp cannot be combined: adapters keep"
+    ),
+    "more frozen layers than the model has": Case(
+        lambda x: text(x, "--strategy", "freeze_bottom", "--freeze_num_layers", "9"),
         "freeze_num_layers must be between 0 and 6",
+        existing=USER_FILES,
     ),
-    "merge of a missing folder": (
-        lambda t, g, m: ["merge", "--model", str(t / "nope"), "--out", str(t / "out")],
-        "model folder .* does not exist",
+    "LoRA target that matches nothing": Case(
+        lambda x: text(x, "--strategy", "lora", "--lora_target_modules", "query", "qury"),
+        "lora_target_modules: nothing in BertForSequenceClassification outside the head matches qury; "
+        "the blocks' linear layers end in dense, key, query, value",
+        existing=USER_FILES,
     ),
-    "batch size 0": (lambda t, g, m: base_argv(g, t / "out", "--per_device_train_batch_size", "0"), "at least 1"),
-    "negative learning rate": (
-        lambda t, g, m: base_argv(g, t / "out", "--learning_rate", "-1"),
-        "must not be negative",
+    "batch size 0": Case(lambda x: text(x, "--per_device_train_batch_size", "0"), "at least 1"),
+    "negative learning rate": Case(lambda x: text(x, "--learning_rate", "-1"), "must not be negative"),
+    "fp16 without CUDA": Case(
+        lambda x: text(x, "--fp16", "true"),
+        "fp16 mixed precision needs a CUDA GPU and this machine has none; use --bf16",
+        marks=(pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA"),),
     ),
-    "unknown command": (lambda t, g, m: ["trian"], "unknown command 'trian'"),
+    # --- output folder ---
+    "output folder holding a finished run": Case(
+        lambda x: text(x), "already holds a finished run.*--overwrite_output_dir", existing=FINISHED_RUN
+    ),
+    # The resume cases (a checkpoint of another model, of another label set) go here, with `resume`.
+    # --- recipes and command line ---
+    "unknown recipe key": Case(
+        lambda x: ["train", "--config", str(write_bytes(x, "r.yaml", b"model_name_or_path: x\nlerning_rate: 1\n"))],
+        "unknown key.*lerning_rate",
+    ),
+    "malformed recipe": Case(
+        lambda x: ["train", "--config", str(write_bytes(x, "r.yaml", b"a: [1\n"))], "not valid YAML at line 2"
+    ),
+    "unknown recipe name": Case(lambda x: ["train", "--config", "no_such_recipe"], "no recipe named"),
+    "unknown option": Case(lambda x: text(x, "--lerning_rate", "1"), "unknown option"),
+    "unknown command": Case(lambda x: ["trian"], "unknown command 'trian'"),
+    "merge of a missing folder": Case(
+        lambda x: ["merge", "--model", str(x.tmp / "nope"), "--out", str(x.out)], "model folder .* does not exist"
+    ),
+    # --- Hub ---
+    "malformed Hub repo id to push to": Case(
+        lambda x: ["push", "--model", str(x.tmp / "run"), "--repo-id", "me/my model"],
+        "--repo-id must be `namespace/name`.*got 'me/my model'",
+    ),
+    "malformed hub_model_id": Case(
+        lambda x: text(x, "--push_to_hub", "true", "--hub_model_id", "my-model"),
+        "hub_model_id must be `namespace/name`.*got 'my-model'",
+    ),
 }
 
 
@@ -135,30 +301,58 @@ def assert_one_line_error(err: str, pattern: str) -> None:
     assert re.search(pattern, errors[0]), errors[0]
 
 
-def write_csv(tmp_path, df):
-    path = tmp_path / "data.csv"
-    df.to_csv(path, index=False)
-    return path
+def folder_contents(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
-def test_bad_input_is_one_line_exit_2(case, tmp_path, good_csv, minilm_dir, capsys):
-    make_argv, pattern = CASES[case]
-    code, out, err = run_cli(make_argv(tmp_path, good_csv, minilm_dir), capsys)
+@pytest.mark.parametrize("name", [pytest.param(n, marks=CASES[n].marks) for n in sorted(CASES)])
+def test_bad_input_is_one_line_exit_2(name, tmp_path, request, capsys, monkeypatch):
+    case = CASES[name]
+    x = Inputs(request, tmp_path)
+    for relative, data in case.existing.items():
+        (x.out / relative).parent.mkdir(parents=True, exist_ok=True)
+        (x.out / relative).write_bytes(data)
+    argv = case.argv(x)
+    cwd = tmp_path / "cwd"  # where a default output folder (outputs/<recipe>-<strategy>) would appear
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    code, _, err = run_cli(argv, capsys)
     assert code == 2, err
-    assert_one_line_error(err, pattern)
-    assert not (tmp_path / "out").exists()  # nothing half-written that could pass for a model
+    assert_one_line_error(err, case.message)
+    if case.existing:
+        assert folder_contents(x.out) == case.existing  # nothing already written lost, nothing added
+    else:
+        assert not x.out.exists()  # nothing half-written that could pass for a model
+    assert not any(cwd.iterdir())
 
 
-def test_finished_run_is_not_overwritten(tmp_path, good_csv, capsys):
-    out = tmp_path / "out"
-    out.mkdir()
-    (out / COMPLETE_MARKER).write_text(json.dumps({"metrics": {}}))
-    (out / "model.safetensors").write_bytes(b"precious")
-    code, _, err = run_cli(base_argv(good_csv, out), capsys)
-    assert code == 2
-    assert_one_line_error(err, "already holds a finished run.*--overwrite_output_dir")
-    assert (out / "model.safetensors").read_bytes() == b"precious"
+def test_the_battery_covers_the_issue():
+    assert len(CASES) >= 32
+
+
+def test_a_new_head_replaces_one_of_another_size_when_asked(vit_init_dir):
+    """The other side of "checkpoint head of another size": with ignore_mismatched_sizes the 5-class head
+    becomes a new 3-class head."""
+    from transformers import AutoModelForImageClassification
+
+    from hf_finetune.config import ModelArguments
+    from hf_finetune.modeling import load_classifier
+
+    args = ModelArguments(model_name_or_path=str(vit_init_dir), ignore_mismatched_sizes=True)
+    model, new = load_classifier(AutoModelForImageClassification, args, ["0", "1", "7"])
+    assert model.classifier.out_features == 3 and model.config.id2label == {0: "0", 1: "1", 2: "7"}
+    assert {"classifier.weight", "classifier.bias"} <= set(new)
+
+
+def test_trust_remote_code_with_a_pinned_revision_or_a_local_folder_passes_the_check(tmp_path):
+    from hf_finetune.config import ModelArguments
+    from hf_finetune.modeling import check_remote_code
+
+    check_remote_code("someorg/custom-model", ModelArguments(trust_remote_code=True, revision=SHA))
+    folder = tmp_path / "local"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"auto_map": {"AutoModel": "modeling_x.XModel"}}))
+    check_remote_code(str(folder), ModelArguments(trust_remote_code=True))  # a local folder needs no revision
 
 
 def test_predict_and_evaluate_reject_a_missing_model(tmp_path, capsys):

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import run_cli
+from conftest import corrupt_image_csv, run_cli
 from PIL import Image
 from test_bad_input import assert_one_line_error
 
@@ -78,6 +78,30 @@ def test_grayscale_and_rgba_become_rgb(digits_data, vit_init_dir):
         assert tuple(transform({"image": [image], "label": [1]})["pixel_values"].shape) == (1, 3, 28, 28)
 
 
+def test_images_of_mixed_modes_are_not_an_error(digits_data, vit_init_dir, tmp_path):
+    """One folder mixing grayscale, bilevel, 16-bit, palette, RGB, RGBA, LA and CMYK files loads, encodes
+    (both transforms) and runs through the model: every image becomes RGB, so mixed modes are fine input."""
+    import torch
+    from transformers import AutoModelForImageClassification
+
+    modes = {"L": "png", "1": "png", "I;16": "png", "P": "png", "RGB": "png", "RGBA": "png", "LA": "png", "CMYK": "jpg"}
+    for label in (0, 1):
+        rows = digits_data["train"].filter(lambda r, label=label: r["label"] == label).select(range(len(modes)))
+        (tmp_path / str(label)).mkdir()
+        for row, (mode, suffix) in zip(rows, modes.items(), strict=True):
+            row["image"].convert(mode).save(tmp_path / str(label) / f"{mode.replace(';', '')}.{suffix}")
+    task = image_task(vit_init_dir, dataset_name=str(tmp_path), augmentation="crop")
+    data = task.load_data()
+    assert len(data.splits["train"]) + len(data.splits["validation"]) == 2 * len(modes)
+    encoded = task.encode(data, task.load_processor())
+    train, validation = encoded["train"][:], encoded["validation"][:]
+    assert tuple(train["pixel_values"].shape)[1:] == tuple(validation["pixel_values"].shape)[1:] == (3, 28, 28)
+    model = AutoModelForImageClassification.from_pretrained(vit_init_dir, num_labels=2, ignore_mismatched_sizes=True)
+    with torch.no_grad():
+        loss = model(pixel_values=train["pixel_values"], labels=train["labels"]).loss
+    assert torch.isfinite(loss)
+
+
 def test_augmentation_is_random_in_training_and_deterministic_in_evaluation(digits_data, vit_init_dir):
     task = image_task(vit_init_dir, dataset_name="packaged:digits", augmentation="trivial")
     processor = task.load_processor()
@@ -96,35 +120,12 @@ def test_augmentation_is_random_in_training_and_deterministic_in_evaluation(digi
     assert first.min() >= -1.01 and first.max() <= 1.01
 
 
-def corrupt_folder(digit_folder, tmp_path):
-    """A copy of the digit folder plus one truncated PNG, one text file named .png, and a CSV listing all."""
-    rows = [{"file": str(p), "category": p.parent.name} for p in digit_folder.rglob("*.png")]
-    good = open(rows[0]["file"], "rb").read()
-    (tmp_path / "truncated.png").write_bytes(good[: len(good) // 2])
-    (tmp_path / "notes.png").write_text("not an image")
-    rows += [{"file": "truncated.png", "category": "0"}, {"file": "notes.png", "category": "1"}]
-    rows += [{"file": "missing.png", "category": "7"}]
-    return write_csv(tmp_path, rows)
-
-
-def test_unreadable_images_are_an_error_naming_them(digit_folder, vit_init_dir, tmp_path, capsys):
-    csv_path = corrupt_folder(digit_folder, tmp_path)
-    out = tmp_path / "existing_output"
-    out.mkdir()
-    (out / "keep.txt").write_text("mine")
-    argv = ["train", "--config", "fashion_mnist_target", "--model_name_or_path", str(vit_init_dir),
-            "--train_file", str(csv_path), "--image_column", "file", "--label_column", "category",
-            "--output_dir", str(out)]  # fmt: skip
-    code, _, stderr = run_cli(argv, capsys)
-    assert code == 2
-    assert_one_line_error(
-        stderr, r"3 unreadable image\(s\).*truncated\.png.*notes\.png.*missing\.png.*--skip_bad_images"
-    )
-    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]  # nothing written to the output folder
+# Unreadable images (zero bytes, truncated, damaged, not an image, missing) as an error naming them:
+# cases of the bad-input battery, `tests/test_bad_input.py`.
 
 
 def test_unreadable_images_skipped_on_request(digit_folder, vit_init_dir, tmp_path):
-    csv_path = corrupt_folder(digit_folder, tmp_path)
+    csv_path = corrupt_image_csv(digit_folder, tmp_path)
     task = image_task(
         vit_init_dir, train_file=str(csv_path), image_column="file", label_column="category", skip_bad_images=True
     )
@@ -137,28 +138,6 @@ def test_unreadable_images_skipped_on_request(digit_folder, vit_init_dir, tmp_pa
         "notes.png",
         "missing.png",
     }
-
-
-def test_bad_image_inputs_are_one_line_errors(digit_folder, vit_init_dir, tmp_path, capsys):
-    no_processor = tmp_path / "no_processor"
-    no_processor.mkdir()
-    for name in ("config.json", "model.safetensors"):
-        (no_processor / name).write_bytes((vit_init_dir / name).read_bytes())
-    text_csv = write_csv(tmp_path, [{"file": 3, "category": "a"}, {"file": 4, "category": "b"}] * 5, "numbers.csv")
-    base = ["train", "--config", "fashion_mnist_target", "--output_dir", str(tmp_path / "out")]
-    cases = [
-        (["--model_name_or_path", str(vit_init_dir), "--dataset_name", str(digit_folder), "--image_column", "photo"],
-         "column 'photo' not found"),
-        (["--model_name_or_path", str(vit_init_dir), "--augmentation", "mixup"], "augmentation must be one of"),
-        (["--model_name_or_path", str(no_processor), "--dataset_name", str(digit_folder)], "image processor"),
-        (["--model_name_or_path", str(vit_init_dir), "--train_file", str(text_csv), "--image_column", "file",
-          "--label_column", "category"], "not images or image paths"),
-    ]  # fmt: skip
-    for extra, message in cases:
-        code, _, stderr = run_cli(base + extra, capsys)
-        assert code == 2, (extra, stderr)
-        assert_one_line_error(stderr, message)
-    assert not (tmp_path / "out").exists()
 
 
 def test_multi_label_lists_and_separated_strings(digit_folder, vit_init_dir, tmp_path):

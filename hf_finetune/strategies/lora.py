@@ -1,7 +1,8 @@
 from dataclasses import dataclass, field
 
 from ..adapters import PEFT_REFUSES, wrap_with_peft
-from ..layers import block_linear_modules, discover_blocks
+from ..errors import UserError
+from ..layers import block_linear_modules, discover_blocks, head_module_names
 from . import register_strategy
 from .base import Strategy
 
@@ -37,10 +38,12 @@ class Lora(Strategy):
     refuses = PEFT_REFUSES
 
     def prepare_model(self, model, new_keys):
-        from peft import LoraConfig
-
         a = self.args
-        targets = list(a.lora_target_modules) or block_linear_modules(model, discover_blocks(model))
+        layout = discover_blocks(model)
+        targets = list(a.lora_target_modules) or block_linear_modules(model, layout)
+        check_targets(model, layout, targets)
+        from peft import LoraConfig  # after the check: importing peft takes seconds
+
         config = LoraConfig(
             r=a.lora_r,
             lora_alpha=a.lora_alpha,
@@ -49,3 +52,20 @@ class Lora(Strategy):
             target_modules=targets,
         )
         return wrap_with_peft(model, config, self.cfg)
+
+
+def check_targets(model, layout, targets: list[str]) -> None:
+    """Each target must name a module outside the head, by full name or suffix, as peft matches them.
+
+    peft only fails when no target matches at all, so a typo in one of several targets would
+    silently leave those layers without adapters; and its error for none is a traceback.
+    """
+    heads = tuple(head_module_names(model, layout))
+    names = [n for n, _ in model.named_modules() if n and n.split(".", 1)[0] not in heads]
+    unmatched = [t for t in targets if not any(n == t or n.endswith(f".{t}") for n in names)]
+    if unmatched:
+        suffixes = sorted({n.rsplit(".", 1)[-1] for n in block_linear_modules(model, layout)})
+        raise UserError(
+            f"lora_target_modules: nothing in {type(model).__name__} outside the head matches {', '.join(unmatched)}; "
+            f"the blocks' linear layers end in {', '.join(suffixes)} (leave lora_target_modules empty to adapt them all)"
+        )

@@ -19,6 +19,8 @@ from . import register_task
 from .base import Task
 
 logger = logging.getLogger(__name__)
+# Where transformers' AutoImageProcessor finds a checkpoint's image processor.
+PROCESSOR_FILES = ("preprocessor_config.json", "processor_config.json")
 
 
 @register_task
@@ -42,13 +44,21 @@ class ImageClassification(Task):
     def check_model_inputs(self):
         from pathlib import Path
 
-        from ..modeling import check_checkpoint_folder
+        from ..modeling import check_checkpoint_folder, check_remote_code
         from ..pretrain import pretrained_dir
 
         name = self.cfg.model.model_name_or_path
         if not Path(name).exists() and Path(name) == pretrained_dir():
             raise UserError(f"the offline pretrained ViT ({name}) is not there yet: run `hf-finetune pretrain` first")
-        check_checkpoint_folder(resolve_checkpoint(name), self.cfg.model.allow_pickle)
+        checkpoint = resolve_checkpoint(name)
+        check_checkpoint_folder(checkpoint, self.cfg.model.allow_pickle)
+        check_remote_code(checkpoint, self.cfg.model)
+        folder = Path(checkpoint)
+        if folder.is_dir() and not any((folder / f).is_file() for f in PROCESSOR_FILES):
+            raise UserError(
+                f"no image processor (preprocessor_config.json) in {checkpoint}: it sets the input size and "
+                "normalisation; copy that file from the checkpoint this one was trained from"
+            )
 
     def load_data(self):
         args = self.cfg.data
