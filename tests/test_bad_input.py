@@ -18,6 +18,7 @@ import pytest
 import torch
 from conftest import corrupt_image_csv, csv_recipe_args, run_cli
 
+from hf_finetune.checkpoints import CHECKPOINT_COMPLETE
 from hf_finetune.outputs import COMPLETE_MARKER
 
 GOOD_ROWS = pd.DataFrame({"review": ["good", "bad", "fine", "awful"] * 5, "topic": ["a", "b"] * 10})
@@ -93,6 +94,16 @@ def checkpoint_folder(x: Inputs, *, weights: str | None, tokenizer: bool = True,
     if weights:
         (folder / weights).write_bytes(b"\0" * 16)
     return folder
+
+
+def unfinished_run(model_type: str, labels: tuple[str, ...], run_config: bytes | None = None) -> dict[str, bytes]:
+    """What a killed run leaves: its run_config.yaml (when given) and a complete checkpoint-4 whose
+    config names `model_type` and `labels` (what `hf_finetune.checkpoints.check_resumable` reads)."""
+    config = json.dumps({"model_type": model_type, "id2label": dict(enumerate(labels))}).encode()
+    files = {"checkpoint-4/config.json": config, "checkpoint-4/trainer_state.json": b"{}"}
+    sizes = {name.split("/", 1)[1]: len(data) for name, data in files.items()}
+    files["checkpoint-4/" + CHECKPOINT_COMPLETE] = json.dumps({"step": 4, "files": sizes}).encode()
+    return {**files, **({"run_config.yaml": run_config} if run_config is not None else {})}
 
 
 def image_csv(x: Inputs, bad_name: str, bad_bytes: bytes) -> list[str]:
@@ -265,7 +276,38 @@ CASES = {
     "output folder holding a finished run": Case(
         lambda x: text(x), "already holds a finished run.*--overwrite_output_dir", existing=FINISHED_RUN
     ),
-    # The resume cases (a checkpoint of another model, of another label set) go here, with `resume`.
+    "resume from a checkpoint of another label set": Case(
+        lambda x: text(x),
+        "cannot resume from .*checkpoint-4: its labels \\(x, y\\) differ",
+        existing=unfinished_run(model_type="bert", labels=("x", "y")),
+    ),
+    "resume from a checkpoint of another model": Case(
+        lambda x: text(x),
+        "cannot resume from .*checkpoint-4: it is a vit model and this run trains a bert",
+        existing=unfinished_run(model_type="vit", labels=("a", "b")),
+    ),
+    "resume an unfinished run with other settings": Case(
+        lambda x: text(x),
+        "holds an unfinished run with other settings .*--resume false --overwrite_output_dir",
+        existing=unfinished_run(model_type="bert", labels=("a", "b"), run_config=b"learning_rate: 0.5\n"),
+    ),
+    "start over on checkpoints without --overwrite_output_dir": Case(
+        lambda x: text(x, "--resume", "false"),
+        "holds checkpoints of an unfinished run; continue it with --resume auto",
+        existing=unfinished_run(model_type="bert", labels=("a", "b")),
+    ),
+    "resume from a checkpoint that does not exist": Case(
+        lambda x: text(x, "--resume", str(x.tmp / "checkpoint-9")), "resume: checkpoint folder .* does not exist"
+    ),
+    "resume from a half-written checkpoint": Case(
+        lambda x: text(x, "--resume", str(x.out / "checkpoint-4")),
+        "is not a complete checkpoint",
+        existing={"checkpoint-4/config.json": b"{}"},
+    ),
+    "output folder under a file": Case(
+        lambda x: ["train", *csv_recipe_args(x.csv), "--output_dir", str(write_bytes(x, "afile", b"") / "out")],
+        "cannot write to output_dir",
+    ),
     # --- recipes and command line ---
     "unknown recipe key": Case(
         lambda x: ["train", "--config", str(write_bytes(x, "r.yaml", b"model_name_or_path: x\nlerning_rate: 1\n"))],
@@ -363,3 +405,16 @@ def test_predict_and_evaluate_reject_a_missing_model(tmp_path, capsys):
         code, _, err = run_cli(argv, capsys)
         assert code == 2
         assert_one_line_error(err, "does not exist")
+
+
+def test_not_enough_disk_space_is_refused_before_training(tmp_path, good_csv, capsys, monkeypatch):
+    """A full disk cannot be made here without root mounts: `shutil.disk_usage` reports 1 MB free."""
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**12, 10**12 - 10**6, 10**6))
+    out = tmp_path / "out"
+    code, _, err = run_cli(["train", *csv_recipe_args(good_csv), "--output_dir", str(out)], capsys)
+    assert code == 2
+    assert_one_line_error(err, r"not enough disk space for output_dir .* need about 0\.\d\d GB and 0\.00 GB is free")
+    assert not out.exists()

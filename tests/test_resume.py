@@ -10,6 +10,7 @@ skips the batches already seen.
 """
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -149,8 +150,34 @@ def test_sigterm_stops_both_ddp_processes_at_the_same_step(tmp_path, fortunes_cs
     os.killpg(process.pid, signal.SIGTERM)
     _, stderr = process.communicate(timeout=300)  # a deadlocked all-reduce would hang here
     assert process.returncode != 0
-    stops = [line for line in stderr.splitlines() if line.startswith("error: stopped by SIGTERM at step ")]
-    assert len(stops) == 2, stderr[-3000:]  # one line per process, the same step on both
-    assert stops[0].split(" at step ")[1].split(" ")[0] == stops[1].split(" at step ")[1].split(" ")[0]
+    # One line per process (a progress bar may share its line), the same step on both.
+    steps = re.findall(r"error: stopped by SIGTERM at step (\d+) ", stderr)
+    assert len(steps) == 2 and steps[0] == steps[1], stderr[-3000:]
     stopped = newest_complete(out)
     assert stopped is not None and stopped != first and not (out / "run_complete.json").exists()
+
+
+def test_disk_full_during_a_save_keeps_the_previous_checkpoint(tmp_path, fortunes_csv):
+    """A file-size limit (RLIMIT_FSIZE, what a full disk or a quota looks like to the writer) hits the
+    second checkpoint: one line naming the intact first one, which the next run resumes from."""
+    import resource
+
+    common = [TASK, *csv_recipe_args(fortunes_csv["train"]), *SHORT, "--output_dir", str(tmp_path / "run")]
+    first = train([str(FIXTURES / "train_until_killed.py"), "2", "after_save", *common[1:]], sys.executable)
+    assert first.returncode == -signal.SIGKILL and newest_complete(tmp_path / "run").name == "checkpoint-2"
+
+    def limit_file_size():  # smaller than the 90 MB model.safetensors every checkpoint holds
+        resource.setrlimit(resource.RLIMIT_FSIZE, (50_000_000, 50_000_000))
+
+    full = subprocess.run([sys.executable, *common], capture_output=True, text=True, timeout=900, cwd=REPO, env=ENV,
+                          preexec_fn=limit_file_size)  # fmt: skip
+    assert full.returncode == 2, full.stderr[-3000:]
+    line = full.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: could not write checkpoint-4 (") and "Traceback" not in full.stderr
+    assert f"the newest complete checkpoint, {tmp_path / 'run' / 'checkpoint-2'}, is intact" in line
+    assert newest_complete(tmp_path / "run").name == "checkpoint-2"
+
+    again = train(common, sys.executable)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "removed incomplete checkpoint" in again.stderr and "resuming from" in again.stderr
+    assert read_json(tmp_path / "run" / "run_complete.json")["metrics"]
