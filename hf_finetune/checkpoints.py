@@ -103,6 +103,52 @@ def resolve_resume(resume: str, output_dir: Path) -> Path | None:
     return path
 
 
+def load_renamed_weights(folder: Path, model) -> bool:
+    """Load a checkpoint whose weight names differ from the model's; False when they match (or no full model).
+
+    Trainer loads checkpoints (to resume, and the best one at the end) with a non-strict
+    `load_state_dict`, but transformers 5.x `save_pretrained` writes some architectures under
+    their legacy names (ViT: `vit.encoder.layer.N.attention.attention.query` for
+    `vit.layers.N.attention.q_proj`): nothing matches and the model silently keeps its current
+    weights. `from_pretrained` maps the names, so such a checkpoint is loaded through it, strictly.
+    """
+    from safetensors import safe_open
+    from transformers import PreTrainedModel
+
+    weights = folder / "model.safetensors"
+    if not (weights.is_file() and isinstance(model, PreTrainedModel)):
+        return False
+    with safe_open(str(weights), framework="pt") as handle:
+        saved = set(handle.keys())
+    if saved <= set(model.state_dict()):
+        return False
+    loaded = type(model).from_pretrained(folder, dtype=model.dtype)
+    model.load_state_dict(loaded.state_dict(), strict=True)
+    return True
+
+
+def load_adapter_in_place(folder: Path, model) -> bool:
+    """Resume a PEFT run by copying the checkpoint's adapter (and head) weights into the model's own
+    parameters; False when `folder` holds no adapter.
+
+    Trainer resumes PEFT models with `load_adapter`, which builds new parameter objects; our
+    optimizer groups (`TransferPlan`) were made from the old ones, so after a resume the adapters
+    silently stopped training (measured: the loss history split at the first resumed step).
+    """
+    from peft import PeftModel, set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    weights = folder / "adapter_model.safetensors"
+    if not (weights.is_file() and isinstance(model, PeftModel)):
+        return False
+    result = set_peft_model_state_dict(model, load_file(str(weights)))
+    if result.unexpected_keys:
+        raise UserError(
+            f"cannot resume from {folder}: its adapter weights do not fit this model ({result.unexpected_keys[0]}, ...)"
+        )
+    return True
+
+
 def check_resumable(checkpoint: Path, model, label_names: list[str]) -> None:
     """A checkpoint of another architecture or label set would load partly or not at all: refuse it."""
     try:

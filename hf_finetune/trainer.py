@@ -19,12 +19,34 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError
 from transformers import Trainer
+from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
 
-from .checkpoints import mark_checkpoint_complete, newest_complete
+from .checkpoints import load_adapter_in_place, load_renamed_weights, mark_checkpoint_complete, newest_complete
 from .errors import CheckpointNotSaved, TrainingDiverged, first_line
 from .interruption import StopOnSignal
 from .transfer import TransferPlan
+
+
+class SeededLengthGroupedSampler(LengthGroupedSampler):
+    """Length-grouped batches in an order fixed by (seed, epoch), like accelerate's SeedableRandomSampler.
+
+    Trainer's LengthGroupedSampler draws each epoch's order from the global RNG, whose state at
+    the start of epoch 2 depends on all of epoch 1's dropout: a run resumed in epoch 2 or later got
+    other batches than the run it continues (measured: its loss split at the first resumed step).
+    """
+
+    def __init__(self, batch_size: int, lengths: list[int], seed: int):
+        super().__init__(batch_size, lengths=lengths)
+        self.seed, self.epoch = seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        self.generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        yield from super().__iter__()
+        self.epoch += 1
 
 
 class StrategyTrainer(Trainer):
@@ -40,6 +62,13 @@ class StrategyTrainer(Trainer):
         # evaluation losses came out 2x with 2 processes (measured). One item per example makes the
         # batch mean (divided by accumulation steps, averaged by DDP) the exact global mean anyway.
         self.model_accepts_loss_kwargs = False
+
+    def _get_train_sampler(self, train_dataset=None):
+        sampler = super()._get_train_sampler(train_dataset)
+        if type(sampler) is LengthGroupedSampler:
+            seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+            sampler = SeededLengthGroupedSampler(sampler.batch_size, sampler.lengths, seed)
+        return sampler
 
     def create_optimizer(self, model=None):
         if self.optimizer is None:
@@ -76,6 +105,13 @@ class StrategyTrainer(Trainer):
             raise TrainingDiverged(self.divergence_message(float(loss)))
         self.stop_on_signal.agreed = self.stop_on_signal.agreed or stop > 0
         return loss
+
+    def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+        model = self.model if model is None else model
+        if load_adapter_in_place(Path(resume_from_checkpoint), model):
+            return
+        if not load_renamed_weights(Path(resume_from_checkpoint), model):
+            super()._load_from_checkpoint(resume_from_checkpoint, model)
 
     def _save_checkpoint(self, model, trial):
         """Trainer's save, then our completion sentinel, then rotation: never the other way round, so

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .adapters import is_adapter_folder, save_adapter_config
-from .checkpoints import check_resumable, plan_resume, remove_incomplete
+from .checkpoints import check_resumable, load_renamed_weights, plan_resume, remove_incomplete
 from .config import RunConfig, write_run_config
 from .hub import keep_trainer_from_pushing, push_folder, push_settings
 from .interruption import Interrupted
@@ -100,10 +100,10 @@ def run(cfg: RunConfig) -> RunResult:
     out = Path(cfg.training.output_dir)
     check_output_dir(out, cfg.run.overwrite_output_dir)
     check_writable(out)
-    checkpoint = plan_resume(cfg, out, RUN_CONFIG)
     set_seed(cfg.training.seed)
 
-    task = TASKS.get(cfg.run.task)(cfg)
+    task = TASKS.get(cfg.run.task)(cfg)  # may adjust training settings (images: no length grouping)
+    checkpoint = plan_resume(cfg, out, RUN_CONFIG)
     strategies = [cls(cfg) for cls in resolve_strategies(cfg.strategy.strategy_names)]
     task.check_model_inputs()
     data = task.load_data()
@@ -255,29 +255,10 @@ def describe_hardware(trainer, state) -> str:
 
 
 def reload_best_model(trainer) -> None:
-    """Make `load_best_model_at_end` true for every architecture.
-
-    Trainer reloads the best checkpoint with a plain `load_state_dict`, but transformers 5.x
-    `save_pretrained` writes some architectures under their legacy weight names (ViT:
-    `vit.encoder.layer.N.attention.attention.query` for `vit.layers.N.attention.q_proj`), so the
-    reload matches nothing and the model silently stays at the last epoch. `from_pretrained`
-    maps the names; we reload through it when the checkpoint's names differ from the model's.
-    """
-    from safetensors import safe_open
-    from transformers import PreTrainedModel
-
+    """Make `load_best_model_at_end` true for every architecture (Trainer's reload misses renamed weights)."""
     best = trainer.state.best_model_checkpoint
-    weights = Path(best or "") / "model.safetensors"
-    model = trainer.model
-    if not (trainer.args.load_best_model_at_end and best and weights.is_file() and isinstance(model, PreTrainedModel)):
-        return
-    with safe_open(str(weights), framework="pt") as handle:
-        saved = set(handle.keys())
-    if saved <= set(model.state_dict()):
-        return  # Trainer's reload matched every weight
-    best_model = type(model).from_pretrained(best, dtype=model.dtype)
-    model.load_state_dict(best_model.state_dict(), strict=True)
-    logger.info("reloaded the best checkpoint %s through from_pretrained (renamed weights)", best)
+    if trainer.args.load_best_model_at_end and best and load_renamed_weights(Path(best), trainer.model):
+        logger.info("reloaded the best checkpoint %s through from_pretrained (renamed weights)", best)
 
 
 def predicted_labels(logits: np.ndarray, data_args):

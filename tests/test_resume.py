@@ -26,10 +26,11 @@ from hf_finetune.checkpoints import CHECKPOINT_COMPLETE, is_complete, newest_com
 pytestmark = pytest.mark.slow
 
 TASK = str(REPO / "tasks" / "text_classification.py")
+CLI = ["-m", "hf_finetune.cli"]  # `hf-finetune`, run by this interpreter
 # 48 texts in batches of 8: 6 steps per epoch, 12 in all; checkpoints every 2 steps.
 SHORT = ["--max_train_samples", "48", "--max_eval_samples", "32", "--per_device_train_batch_size", "8",
          "--num_train_epochs", "2", "--save_strategy", "steps", "--save_steps", "2", "--eval_strategy", "steps",
-         "--eval_steps", "2", "--learning_rate", "1e-4", "--dataloader_num_workers", "0"]  # fmt: skip
+         "--eval_steps", "2", "--learning_rate", "1e-4", "--dataloader_num_workers", "0", "--logging_steps", "1"]  # fmt: skip
 STRATEGIES = {
     "full": [],
     "freeze_bottom+gradual_unfreeze": [
@@ -57,21 +58,28 @@ def weights(folder: Path) -> dict:
 @pytest.mark.parametrize(
     ("strategy", "kill_at", "mode"),
     [
-        ("full", 4, "after_save"),  # mid-epoch 1
-        ("full", 8, "during_save"),  # mid-epoch 2, checkpoint-8 half written: resumes from checkpoint-6
+        ("full", 8, "after_save"),  # mid-epoch 2: the data order of epoch 2 must not depend on epoch 1
+        ("full", 4, "during_save"),  # checkpoint-4 half written: resumes from checkpoint-2, mid-epoch 1
         ("freeze_bottom+gradual_unfreeze", 4, "after_save"),  # between two unfreezing stages
         ("lora", 10, "after_save"),
+        ("vit", 4, "after_save"),  # a ViT saves its weights under legacy names: resume must still load them
     ],
 )
-def test_killed_run_resumes_to_identical_weights_and_metrics(strategy, kill_at, mode, tmp_path, fortunes_csv):
-    common = [*csv_recipe_args(fortunes_csv["train"]), *SHORT, *STRATEGIES[strategy]]
+def test_killed_run_resumes_to_identical_weights_and_metrics(strategy, kill_at, mode, tmp_path, request):
+    if strategy == "vit":  # real digit images, no random augmentation
+        data = ["--config", "fashion_mnist_target", "--model_name_or_path", str(request.getfixturevalue("vit_init_dir")),
+                "--ignore_mismatched_sizes", "true", "--dataset_name", str(request.getfixturevalue("digit_folder")),
+                "--augmentation", "none"]  # fmt: skip
+    else:
+        data = [*csv_recipe_args(request.getfixturevalue("fortunes_csv")["train"]), *STRATEGIES[strategy]]
+    common = ["train", *data, *SHORT]
     whole, killed = tmp_path / "uninterrupted", tmp_path / "killed"
 
-    reference = train([TASK, *common, "--output_dir", str(whole)], sys.executable)
+    reference = train([*CLI, *common, "--output_dir", str(whole)], sys.executable)
     assert reference.returncode == 0, reference.stderr[-3000:]
 
-    dying = train([str(FIXTURES / "train_until_killed.py"), str(kill_at), mode, *common, "--output_dir", str(killed)],
-                  sys.executable)  # fmt: skip
+    dying = train([str(FIXTURES / "train_until_killed.py"), str(kill_at), mode, *common[1:], "--output_dir",
+                   str(killed)], sys.executable)  # fmt: skip
     assert dying.returncode == -signal.SIGKILL
     assert not (killed / "run_complete.json").exists()
     if mode == "during_save":
@@ -79,7 +87,7 @@ def test_killed_run_resumes_to_identical_weights_and_metrics(strategy, kill_at, 
     expected = killed / f"checkpoint-{kill_at if mode == 'after_save' else kill_at - 2}"
     assert newest_complete(killed) == expected
 
-    resumed = train([TASK, *common, "--output_dir", str(killed)], sys.executable)  # the same command again
+    resumed = train([*CLI, *common, "--output_dir", str(killed)], sys.executable)  # the same command again
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"resuming from {expected}" in resumed.stderr
     if mode == "during_save":
@@ -118,7 +126,7 @@ def test_signal_saves_a_checkpoint_and_says_how_to_resume(sig, code, tmp_path, f
     process.send_signal(sig)
     _, stderr = process.communicate(timeout=300)
     assert process.returncode == code, stderr[-3000:]
-    line = stderr.strip().splitlines()[-1]
+    line = next(line for line in stderr.splitlines() if line.startswith("error: "))
     assert line.startswith(f"error: stopped by {sig.name} at step ") and "Resume by running the same command" in line
     stopped = newest_complete(out)
     assert stopped is not None and stopped != first and f"checkpoint saved to {stopped}" in line
@@ -172,7 +180,7 @@ def test_disk_full_during_a_save_keeps_the_previous_checkpoint(tmp_path, fortune
     full = subprocess.run([sys.executable, *common], capture_output=True, text=True, timeout=900, cwd=REPO, env=ENV,
                           preexec_fn=limit_file_size)  # fmt: skip
     assert full.returncode == 2, full.stderr[-3000:]
-    line = full.stderr.strip().splitlines()[-1]
+    line = next(line for line in full.stderr.splitlines() if line.startswith("error: "))
     assert line.startswith("error: could not write checkpoint-4 (") and "Traceback" not in full.stderr
     assert f"the newest complete checkpoint, {tmp_path / 'run' / 'checkpoint-2'}, is intact" in line
     assert newest_complete(tmp_path / "run").name == "checkpoint-2"
