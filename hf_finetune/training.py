@@ -157,22 +157,7 @@ def run(cfg: RunConfig) -> RunResult:
     logger.info("parameters per block (%s trained):\n%s", f"{parameters[0]:,}", format_summary(blocks))
 
     started = time.time()
-    if checkpoint is not None:
-        logger.info("resuming from %s (resume: %s; --resume false starts over)", checkpoint, cfg.run.resume)
-    trainer.stop_on_signal.install()
-    try:
-        train_output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-    finally:
-        trainer.stop_on_signal.uninstall()
-    stop = trainer.stop_on_signal
-    if stop.stopped_at is not None:
-        saved = out / f"checkpoint-{stop.stopped_at}"
-        raise Interrupted(
-            f"stopped by {signal.Signals(stop.received).name if stop.received else 'a signal on another process'} "
-            f"at step {stop.stopped_at} of {trainer.state.max_steps}; checkpoint saved to {saved}. Resume by running "
-            f"the same command again (resume: auto continues from it): {shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])}",
-            stop.received or signal.SIGTERM,
-        )
+    train_output = train_or_stop(trainer, checkpoint, cfg.run.resume, out)
     train_runtime = time.time() - started
     reload_best_model(trainer)
     trainer.save_model(str(out))
@@ -219,6 +204,29 @@ def run(cfg: RunConfig) -> RunResult:
     if push and state.is_main_process:
         push_folder(out, push.repo_id, private=push.private, revision=push.revision, token=push.token)
     return RunResult(output_dir=out, metrics=metrics, majority_baseline=baseline, model=trainer.model)
+
+
+def train_or_stop(trainer, checkpoint: Path | None, resume: str, out: Path):
+    """`trainer.train()`, from `checkpoint` when resuming; a SIGTERM or Ctrl-C ends it after the current
+    step with a checkpoint saved, and becomes `Interrupted` (exit 143 / 130) instead of a final model."""
+    if checkpoint is not None:
+        logger.info("resuming from %s (resume: %s; --resume false starts over)", checkpoint, resume)
+    stop = trainer.stop_on_signal
+    stop.install()
+    try:
+        output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    finally:
+        stop.uninstall()
+    if stop.stopped_at is None:
+        return output
+    signum = stop.received or signal.SIGTERM  # None: only another process received it
+    command = shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
+    raise Interrupted(
+        f"stopped by {signal.Signals(signum).name} at step {stop.stopped_at} of {trainer.state.max_steps}; "
+        f"checkpoint saved to {out / f'checkpoint-{stop.stopped_at}'}. Resume by running the same command again "
+        f"(resume: auto continues from it): {command}",
+        signum,
+    )
 
 
 def bytes_to_save(model) -> int:
