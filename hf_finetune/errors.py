@@ -32,6 +32,7 @@ class CheckpointNotSaved(UserError):
 
 
 def first_line(exc: BaseException) -> str:
-    """The informative part of a library exception, for wrapping in a UserError."""
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:300]
+    """The informative part of a library exception, for wrapping in a UserError: its text on one line,
+    at most 300 characters (a message like "... but found" continues on the next lines)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
