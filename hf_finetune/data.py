@@ -422,7 +422,8 @@ def multi_hot(label_ids: list[list[int]], num_labels: int) -> list[list[float]]:
 
 
 def _rows_text(rows: list[int], values: list) -> str:
-    shown = ", ".join(f"{i} ({values[k]!r})" for k, i in enumerate(rows[:5]))
+    """`1 ('n/a'), 3 (empty)`: the first five rows with their values, and how many more."""
+    shown = ", ".join(f"{i} ({'empty' if values[k] is None else repr(values[k])})" for k, i in enumerate(rows[:5]))
     return shown + (f" and {len(rows) - 5} more" if len(rows) > 5 else "")
 
 
