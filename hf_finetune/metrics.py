@@ -291,10 +291,12 @@ def regression_scores(y_true, y_pred) -> dict[str, float]:
     return scores
 
 
-def make_regression_compute_metrics() -> Callable:
+def make_regression_compute_metrics(to_units: Callable | None = None) -> Callable:
+    """`to_units` maps model outputs to the target's units (training on standardised targets)."""
+
     def compute_metrics(eval_pred) -> dict[str, float]:
         predictions = eval_pred.predictions[0] if isinstance(eval_pred.predictions, tuple) else eval_pred.predictions
-        return regression_scores(eval_pred.label_ids, predictions)
+        return regression_scores(eval_pred.label_ids, to_units(predictions) if to_units else predictions)
 
     return compute_metrics
 

@@ -45,7 +45,7 @@ FIRST_NAMES = frozenset(
 )
 # First names that are also ordinary words (`Will you`, `the Art of`): a person only with a surname.
 AMBIGUOUS_FIRST_NAMES = frozenset(
-    "Bill Cole Dean Frank Gene Grace Guy Hal Hunter Jack Les Mark Max Norm Pat Ray Rex Rob Rose Sue Will".split()
+    "Bill Cole Dean Frank Gene Grace Guy Hal Hunter Jack Les Mark Max Norm Pat Ray Rex Rob Rose Sue Virginia Will".split()
 )
 # People quoted or named by one name.
 SINGLE_NAMES = frozenset(

@@ -134,6 +134,9 @@ def test_regression_data_and_head(minilm_dir):
     assert isinstance(encoded["train"][0]["labels"], float)
     model = task.load_model(data.label_names)[0]
     assert model.config.problem_type == "regression" and model.config.num_labels == 1
+    # the new head learns standardised targets and starts as the mean predictor (z = 0)
+    targets = np.asarray(data.splits["train"]["label"], dtype=float)
+    assert task.scale == pytest.approx((targets.mean(), targets.std())) and model.classifier.bias.item() == 0.0
     # pearson picks the best checkpoint; an error metric chosen instead is minimised
     assert (task.cfg.training.metric_for_best_model, task.cfg.training.greater_is_better) == ("pearson", True)
     mse = make_task(minilm_dir, task="text_regression", dataset_name="x", metric_for_best_model="mse")
@@ -141,6 +144,29 @@ def test_regression_data_and_head(minilm_dir):
 
 
 # --- Sentence pairs ---
+
+
+def test_regression_head_folds_the_standardisation_into_its_last_layer(minilm_dir):
+    """Trained on z = (y - mean) / std, the saved head outputs y: scores and loss agree before and after the fold."""
+    task = make_task(minilm_dir, task="text_regression", dataset_name="packaged:fortunes-readability",
+                     max_train_samples=40)  # fmt: skip
+    data = task.load_data()
+    model = task.load_model(data.label_names)[0].eval()
+    with torch.no_grad():
+        model.classifier.weight.normal_(0, 0.5)  # a head that has learnt something
+        model.classifier.bias.fill_(0.3)
+    tokenizer = task.load_processor()
+    batch = tokenizer(data.splits["test"]["text"][:4], padding=True, return_tensors="pt")
+    labels = torch.tensor(data.splits["test"]["label"][:4])
+    loss_fn, mean, std = task.loss_function(data), *task.scale
+    with torch.no_grad():
+        z = model(**batch).logits
+        loss_before, units_before = loss_fn(z, labels), task.in_units(z.numpy())
+        task.after_training(type("T", (), {"model": model}), None, data)
+        y = model(**batch).logits
+    assert task.scale is None and y.numpy() == pytest.approx(units_before, abs=1e-4)
+    assert y.numpy() == pytest.approx(z.numpy() * std + mean, abs=1e-4) and task.in_units(y.numpy()) is not None
+    assert loss_fn(y, labels).item() == pytest.approx(loss_before.item(), rel=1e-5)
 
 
 @pytest.mark.parametrize("task_name", ["text_classification", "text_regression"])
