@@ -146,8 +146,24 @@ class TokenClassification(Task):
         from ..reports import write_entity_mistakes
 
         gold, predicted = self._sequences(prediction, data)
-        words = [row[: len(g)] for row, g in zip(raw_split[self.cfg.data.tokens_column], gold, strict=True)]
+        words = self._scored_words(raw_split[self.cfg.data.tokens_column])
         write_entity_mistakes(out / MISCLASSIFIED, words, gold, predicted)
+
+    def _scored_words(self, sentences) -> list[list[str]]:
+        """The words that got a score, in order: one per first sub-token. Not simply a prefix of the sentence:
+        a word the tokenizer turns into nothing (a control character in a fortune) has no tag position, and
+        words past `max_seq_length` are cut."""
+        tokenizer = self.load_processor()
+        scored = []
+        for start in range(0, len(sentences), 256):
+            batch = [list(s) for s in sentences[start : start + 256]]
+            encoded = tokenizer(
+                batch, is_split_into_words=True, truncation=True, max_length=self.cfg.data.max_seq_length
+            )
+            for i, words in enumerate(batch):
+                ids = encoded.word_ids(i)
+                scored.append([words[w] for k, w in enumerate(ids) if w is not None and (k == 0 or ids[k - 1] != w)])
+        return scored
 
     def summary_extras(self, data):
         args = self.cfg.data
