@@ -74,14 +74,27 @@ def evaluate_main(argv: list[str]) -> int:
     from .outputs import write_json
 
     parser = _inference_parser("evaluate")
-    parser.add_argument("--data", required=True, help="Labelled file: .csv, .tsv, .json, .jsonl or .parquet.")
-    parser.add_argument("--label_column", "--label-column", default="label", help="Column with the gold label.")
+    parser.add_argument(
+        "--data", required=True, help="Labelled file: .csv, .tsv, .json, .jsonl, .parquet (or .conll/.txt for tags)."
+    )
+    parser.add_argument(
+        "--label_column", "--label-column", default="label", help="Column with the gold label (or number)."
+    )
+    parser.add_argument("--tokens_column", "--tokens-column", default="tokens", help="Token classification: words.")
+    parser.add_argument("--tags_column", "--tags-column", default="ner_tags", help="Token classification: BIO tags.")
     parser.add_argument("--output", help="Also write the metrics to this JSON file.")
     args = parser.parse_args(argv)
-    result = evaluate_file(args.model, args.data, args.text_column, args.label_column, args.text_pair_column)
-    print(f"{result['examples']} examples: accuracy {result['accuracy']:.4f}, macro F1 {result['macro_f1']:.4f}")
-    for name, scores in result["per_class"].items():
-        print(f"  {name:<20} precision {scores['precision']:.3f}  recall {scores['recall']:.3f}  n={scores['support']}")
+    result = evaluate_file(
+        args.model, args.data, args.text_column, args.label_column, args.text_pair_column,
+        tokens_column=args.tokens_column, tags_column=args.tags_column,
+    )  # fmt: skip
+    headline = ", ".join(f"{k.replace('_', ' ')} {result[k]:.4f}" for k in result["main"])
+    print(f"{result['examples']} examples: {headline}")
+    for name, scores in result.get("per_class", {}).items():
+        print(
+            f"  {name:<20} precision {scores['precision']:.3f}  recall {scores['recall']:.3f}  f1 {scores['f1']:.3f}  "
+            f"n={scores['support']}"
+        )
     if args.output:
         write_json(Path(args.output), result)
     return EXIT_OK

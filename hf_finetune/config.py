@@ -30,6 +30,7 @@ DEFAULT_OUTPUT_ROOT = "outputs"
 # TrainingArguments fields that hold secrets: never written to run_config.yaml.
 SECRET_FIELDS = ("hub_token",)
 AUGMENTATIONS = ("crop_flip", "crop", "trivial", "rand", "none")
+TAG_SCHEMES = ("iob2", "iob1")
 
 
 @dataclass
@@ -181,6 +182,52 @@ class DataArguments:
     )
     multi_label_separator: str = field(
         default=",", metadata={"help": "Separator of labels in a string label column (multi-label only)."}
+    )
+    multi_label_tune_threshold: bool = field(
+        default=False,
+        metadata={
+            "help": "Multi-label: after training, choose the threshold (0.05-0.95) that maximises "
+            "`metric_for_best_model` on the validation split and use it for the test split, `predict` and the "
+            "model card (stored in config.json as `multi_label_threshold`). Validation scores are then optimistic."
+        },
+    )
+    class_weights: str = field(
+        default="none",
+        metadata={
+            "help": "Single-label classification: weight the cross-entropy per class. `none`; `auto` (n / (k x "
+            "count), scikit-learn's `balanced`, from the training labels); or one weight per label in label order, "
+            "comma-separated on the command line (`1,5`) or a YAML list. Reported in the model card."
+        },
+    )
+    tokens_column: str = field(
+        default="tokens",
+        metadata={
+            "help": "Token classification: column holding the words of each sentence (a list, or a string split on "
+            "whitespace). CoNLL text files (.conll, .txt) give `tokens` and `ner_tags`."
+        },
+    )
+    tags_column: str = field(
+        default="ner_tags",
+        metadata={
+            "help": "Token classification: column holding one tag per word (BIO/IOB2: O, B-PER, I-PER, ...), as a list "
+            "of names or ids (a `Sequence(ClassLabel)`), or a string split on whitespace."
+        },
+    )
+    tag_scheme: str = field(
+        default="iob2",
+        metadata={
+            "help": "Token classification: `iob2` (BIO: every entity starts with B-; checked, a broken sequence is an "
+            "error naming the row) or `iob1` (B- only between two adjacent entities of one type, as in the original "
+            "CoNLL-2003 files; converted to IOB2 when read)."
+        },
+    )
+    label_all_subtokens: bool = field(
+        default=False,
+        metadata={
+            "help": "Token classification: give every sub-token of a word the word's tag (B- becomes I- after the "
+            "first) instead of only the first sub-token (-100 elsewhere). Training only: evaluation always scores "
+            "one tag per word, the first sub-token's."
+        },
     )
     data_private: bool | None = field(
         default=None,
@@ -366,6 +413,8 @@ def check_flat_values(values: dict[str, Any], where: str) -> dict[str, Any]:
     values = dict(values)
     if isinstance(values.get("strategy"), list):
         values["strategy"] = "+".join(values["strategy"])
+    if isinstance(values.get("class_weights"), list):
+        values["class_weights"] = ",".join(str(v) for v in values["class_weights"])
     return values
 
 
@@ -468,6 +517,9 @@ def finalize(cfg: RunConfig, task: str | None) -> None:
         raise UserError(f"augmentation_min_scale must be in (0, 1], got {cfg.data.augmentation_min_scale}")
     if not 0 < cfg.data.multi_label_threshold < 1:
         raise UserError(f"multi_label_threshold must be between 0 and 1, got {cfg.data.multi_label_threshold}")
+    if cfg.data.tag_scheme not in TAG_SCHEMES:
+        raise UserError(f"tag_scheme must be one of {', '.join(TAG_SCHEMES)}, got '{cfg.data.tag_scheme}'")
+    parse_class_weights(cfg.data.class_weights)  # a typo stops here, before any data is read
     if cfg.data.data_private is None:
         cfg.data.data_private = data_is_local(cfg.data)
     if cfg.training.resume_from_checkpoint:  # Trainer's own spelling of an explicit checkpoint
@@ -485,6 +537,22 @@ def finalize(cfg: RunConfig, task: str | None) -> None:
     if not cfg.training.output_dir_given:
         stem = Path(cfg.recipe).stem if cfg.recipe else "run"
         cfg.training.output_dir = str(Path(DEFAULT_OUTPUT_ROOT) / f"{stem}-{'+'.join(cfg.strategy.strategy_names)}")
+
+
+def parse_class_weights(value: str) -> str | list[float]:
+    """`none`, `auto`, or a list of positive weights (`1,5` or `[1, 5]`)."""
+    text = str(value).strip()
+    if text.lower() in ("none", "auto"):
+        return text.lower()
+    try:
+        weights = [float(v) for v in text.strip("[]").split(",") if v.strip()]
+    except ValueError:
+        weights = []
+    if not weights or any(not w > 0 or w == float("inf") for w in weights):
+        raise UserError(
+            f"class_weights must be none, auto, or positive numbers, one per label (e.g. 1,5), got '{value}'"
+        )
+    return weights
 
 
 def data_is_local(args: DataArguments) -> bool:

@@ -28,6 +28,8 @@ FILE_FORMATS = {
     ".jsonl": ("json", {}),
     ".parquet": ("parquet", {}),
 }
+# CoNLL text files (token classification): one word per line, its tag in the last column.
+CONLL_SUFFIXES = (".conll", ".txt")
 VALIDATION_SPLIT_NAMES = ("validation", "valid", "dev", "val")
 # Hub test splits without public labels (GLUE) carry -1 in every row.
 UNLABELLED = -1
@@ -76,8 +78,9 @@ def read_data_file(path: str | os.PathLike, split: str = "train"):
     if path.is_dir():
         raise UserError(f"{path} is a folder; pass it as --dataset_name, or pass one file as --train_file")
     suffix = path.suffix.lower()
-    if suffix not in FILE_FORMATS:
-        raise UserError(f"cannot read {path}: unsupported file type '{suffix}'; use one of {', '.join(FILE_FORMATS)}")
+    if suffix not in FILE_FORMATS and suffix not in CONLL_SUFFIXES:
+        formats = ", ".join([*FILE_FORMATS, *CONLL_SUFFIXES])
+        raise UserError(f"cannot read {path}: unsupported file type '{suffix}'; use one of {formats}")
     try:
         with open(path, "rb") as handle:
             head = handle.read(1 << 16)
@@ -93,6 +96,8 @@ def read_data_file(path: str | os.PathLike, split: str = "train"):
                 raise UserError(
                     f"{path} is not UTF-8 text (bad byte at offset {exc.start}); re-save it as UTF-8"
                 ) from None
+    if suffix in CONLL_SUFFIXES:
+        return read_conll_file(path)
     builder, kwargs = FILE_FORMATS[suffix]
     try:
         with datasets_errors_silenced():
@@ -103,6 +108,39 @@ def read_data_file(path: str | os.PathLike, split: str = "train"):
     if len(dataset) == 0:
         raise UserError(f"data file {path} has no rows")
     return dataset
+
+
+def read_conll_file(path: Path):
+    """A CoNLL-2003-style text file as a Dataset with `tokens` and `ner_tags` (lists of strings).
+
+    One word per line, columns separated by whitespace, the word first and its tag last (CoNLL-2003
+    has POS and chunk tags between them); a blank line ends a sentence; `-DOCSTART-` lines are skipped.
+    """
+    from datasets import Dataset
+
+    sentences: list[tuple[list[str], list[str]]] = []
+    words: list[str] = []
+    tags: list[str] = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            columns = line.split()
+            if not columns or columns[0] == "-DOCSTART-":
+                if words:
+                    sentences.append((words, tags))
+                    words, tags = [], []
+                continue
+            if len(columns) < 2:
+                raise UserError(
+                    f"line {number} of {path} has one column ({columns[0]!r}); a CoNLL file has the word first and "
+                    "its tag last on each line, separated by whitespace"
+                )
+            words.append(columns[0])
+            tags.append(columns[-1])
+    if words:
+        sentences.append((words, tags))
+    if not sentences:
+        raise UserError(f"{path} holds no sentences (one word and its tag per line, a blank line between sentences)")
+    return Dataset.from_dict({"tokens": [w for w, _ in sentences], "ner_tags": [t for _, t in sentences]})
 
 
 def load_raw_splits(args: DataArguments) -> tuple[dict, str]:
@@ -273,18 +311,11 @@ def _is_unlabelled(dataset, label_column: str) -> bool:
     return all(v == UNLABELLED for v in dataset[label_column])
 
 
-def load_labelled_data(
-    args: DataArguments,
-    seed: int,
-    inputs: list[tuple[str, str]] | None = None,
-    check_inputs: Callable | None = None,
-) -> LabelledData:
-    """Splits with checked columns and integer labels; a stratified validation split if none exists.
+def select_splits(args: DataArguments, columns: list[tuple[str, str]], label_column: str) -> tuple[dict, str]:
+    """Train, validation (if any) and labelled test split, each with only `columns` ((option, column) pairs).
 
-    `inputs` are the (option, column) pairs of the model inputs, the text column(s) by default.
-    `check_inputs(split, dataset) -> dataset` replaces the empty-text check for other kinds of input
-    (images: decoded and checked once, before training); it may drop rows or add columns.
-    Multi-label data (`args.multi_label`) gets lists of label ids and a random validation split.
+    Every task starts here: the split names are resolved, every column is checked in every split
+    (the error lists the columns that exist), and a test split whose labels are all -1 (GLUE) is dropped.
     """
     raw, source = load_raw_splits(args)
     if args.train_split not in raw:
@@ -298,8 +329,6 @@ def load_labelled_data(
     if args.test_split and args.test_split not in raw:
         raise UserError(f"no '{args.test_split}' split in {source}; splits: {', '.join(raw)}")
 
-    inputs = inputs or text_columns(args.text_column, args.text_pair_column)
-    columns = [*inputs, ("label_column", args.label_column)]
     chosen = {"train": raw[args.train_split]}
     if validation_name:
         chosen["validation"] = raw[validation_name]
@@ -307,13 +336,42 @@ def load_labelled_data(
         chosen["test"] = raw[test_name]
     for split, dataset in chosen.items():
         require_columns(dataset, columns, split, source)
-    if test_name and _is_unlabelled(chosen["test"], args.label_column):
+    if test_name and _is_unlabelled(chosen["test"], label_column):
         logger.info("test split '%s' of %s has no labels (all -1): skipping final test evaluation", test_name, source)
         del chosen["test"]
-
     keep = [c for _, c in columns]
+    for split, dataset in chosen.items():
+        chosen[split] = dataset.remove_columns([c for c in dataset.column_names if c not in keep])
+    return chosen, source
+
+
+def finish_splits(chosen: dict, args: DataArguments, seed: int, stratify_column: str | None) -> dict:
+    """Hold out a validation split if there is none (stratified by `stratify_column` when given), then subsets."""
+    if "validation" not in chosen:
+        chosen["train"], chosen["validation"] = _hold_out_validation(chosen["train"], args, seed, stratify_column)
+    chosen["train"] = _seeded_subset(chosen["train"], args.max_train_samples, seed)
+    for split in ("validation", "test"):
+        if split in chosen:
+            chosen[split] = _seeded_subset(chosen[split], args.max_eval_samples, seed)
+    return chosen
+
+
+def load_labelled_data(
+    args: DataArguments,
+    seed: int,
+    inputs: list[tuple[str, str]] | None = None,
+    check_inputs: Callable | None = None,
+) -> LabelledData:
+    """Splits with checked columns and integer labels; a stratified validation split if none exists.
+
+    `inputs` are the (option, column) pairs of the model inputs, the text column(s) by default.
+    `check_inputs(split, dataset) -> dataset` replaces the empty-text check for other kinds of input
+    (images: decoded and checked once, before training); it may drop rows or add columns.
+    Multi-label data (`args.multi_label`) gets lists of label ids and a random validation split.
+    """
+    inputs = inputs or text_columns(args.text_column, args.text_pair_column)
+    chosen, source = select_splits(args, [*inputs, ("label_column", args.label_column)], args.label_column)
     for split, dataset in list(chosen.items()):
-        dataset = dataset.remove_columns([c for c in dataset.column_names if c not in keep])
         if check_inputs is None:
             for option, column in inputs:
                 _check_no_missing(dataset, column, split, "text")
@@ -340,32 +398,110 @@ def load_labelled_data(
             )
         else:
             chosen[split] = _encode_labels(chosen[split], args.label_column, label_names, split)
-
-    if "validation" not in chosen:
-        chosen["train"], chosen["validation"] = _stratified_split(chosen["train"], args, seed)
-    chosen["train"] = _seeded_subset(chosen["train"], args.max_train_samples, seed)
-    for split in ("validation", "test"):
-        if split in chosen:
-            chosen[split] = _seeded_subset(chosen[split], args.max_eval_samples, seed)
+    chosen = finish_splits(chosen, args, seed, None if args.multi_label else args.label_column)
     return LabelledData(splits=chosen, label_names=label_names, source=source)
 
 
-def _stratified_split(train, args: DataArguments, seed: int):
-    """Hold out `validation_size` of train, stratified by label so rare classes appear in both parts."""
+# Where a target column named `labels` goes while its split is encoded (see `encode_splits`).
+RAW_TARGET = "__raw_labels__"
+
+
+def encode_splits(splits: dict, encode: Callable, target_column: str) -> dict:
+    """`encode(batch, target_column, split) -> model inputs with "labels"` mapped over each split, raw columns dropped.
+
+    A target column that is itself named `labels` (go_emotions, the fortunes topic sets) is renamed first:
+    `datasets.map` keeps an input column's feature for an output column of the same name, so multi-hot
+    floats would be stored as ClassLabel ids and -100 would be refused.
+    """
+    out = {}
+    for split, dataset in splits.items():
+        column = target_column
+        if target_column == "labels":
+            dataset, column = dataset.rename_column("labels", RAW_TARGET), RAW_TARGET
+        out[split] = dataset.map(
+            encode,
+            batched=True,
+            fn_kwargs={"target_column": column, "split": split},
+            remove_columns=dataset.column_names,
+            desc=f"Tokenizing {split}",
+        )
+    return out
+
+
+def multi_hot(label_ids: list[list[int]], num_labels: int) -> list[list[float]]:
+    """Lists of label ids as 0/1 float rows: the targets of binary cross-entropy."""
+    rows = []
+    for ids in label_ids:
+        row = [0.0] * num_labels
+        for i in ids:
+            row[i] = 1.0
+        rows.append(row)
+    return rows
+
+
+def _rows_text(rows: list[int], values: list) -> str:
+    """`1 ('n/a'), 3 (empty)`: the first five rows with their values, and how many more."""
+    shown = ", ".join(f"{i} ({'empty' if values[k] is None else repr(values[k])})" for k, i in enumerate(rows[:5]))
+    return shown + (f" and {len(rows) - 5} more" if len(rows) > 5 else "")
+
+
+def _numeric_targets(dataset, column: str, split: str):
+    """The target column as float32; missing, NaN, infinite or non-numeric values are an error naming the rows."""
+    import math
+
+    from datasets import Value
+
+    values, bad, bad_values = [], [], []
+    for i, value in enumerate(dataset[column]):
+        try:
+            number = float(value) if not isinstance(value, bool) else float("nan")
+        except (TypeError, ValueError):
+            number = float("nan")
+        if not math.isfinite(number):
+            bad.append(i)
+            bad_values.append(value)
+        values.append(number)
+    if bad:
+        raise UserError(
+            f"{len(bad)} row(s) of the {split} split have a target in column '{column}' that is not a finite number: "
+            f"rows {_rows_text(bad, bad_values)}; regression needs one number per row"
+        )
+    dataset = dataset.remove_columns(column).add_column(column, values)
+    return dataset.cast_column(column, Value("float32"))
+
+
+def load_regression_data(args: DataArguments, seed: int) -> LabelledData:
+    """Text (or text pairs) with one float target in `label_column`; a random validation split if none exists.
+
+    `label_names` is the one output, named after the target column (the model's `id2label`).
+    """
+    inputs = text_columns(args.text_column, args.text_pair_column)
+    chosen, source = select_splits(args, [*inputs, ("label_column", args.label_column)], args.label_column)
+    for split, dataset in list(chosen.items()):
+        for _, column in inputs:
+            _check_no_missing(dataset, column, split, "text")
+        chosen[split] = _numeric_targets(dataset, args.label_column, split)
+    if len(set(chosen["train"][args.label_column])) < 2:
+        raise UserError(f"every training target in column '{args.label_column}' is the same; nothing to learn")
+    chosen = finish_splits(chosen, args, seed, None)
+    return LabelledData(splits=chosen, label_names=[args.label_column], source=source)
+
+
+def _hold_out_validation(train, args: DataArguments, seed: int, stratify_column: str | None):
+    """Hold out `validation_size` of train: stratified by label (single-label classification) so rare classes
+    appear in both parts, at random otherwise (multi-label, regression, token classification)."""
     n_val = round(len(train) * args.validation_size)
     if n_val < 1 or len(train) - n_val < 1:
         raise UserError(
             f"{len(train)} training rows are too few to hold out a validation split; add rows or a validation file"
         )
-    if args.multi_label:  # no single label to stratify by
+    if stratify_column is None:  # no single label to stratify by
         parts = train.train_test_split(test_size=args.validation_size, seed=seed)
-        logger.info(
-            "no validation split: held out %d of %d rows at random (multi-label), seed %d", n_val, len(train), seed
-        )
+        logger.info("no validation split: held out %d of %d rows at random, seed %d", n_val, len(train), seed)
         return parts["train"], parts["test"]
-    n_classes = len(train.features[args.label_column].names)
+    n_classes = len(train.features[stratify_column].names)
     try:
-        parts = train.train_test_split(test_size=args.validation_size, seed=seed, stratify_by_column=args.label_column)
+        parts = train.train_test_split(test_size=args.validation_size, seed=seed, stratify_by_column=stratify_column)
     except ValueError as exc:  # a class with a single row, or fewer validation rows than classes
         logger.warning("stratified validation split impossible (%s); using a random split", first_line(exc))
         parts = train.train_test_split(test_size=args.validation_size, seed=seed)
@@ -377,3 +513,77 @@ def _stratified_split(train, args: DataArguments, seed: int):
         seed,
     )
     return parts["train"], parts["test"]
+
+
+def _word_list(value) -> list[str]:
+    """A list cell stays a list; a string cell (CSV) is split on whitespace."""
+    if isinstance(value, str):
+        return value.split()
+    return [str(v) for v in value] if value is not None else []
+
+
+def _tag_rows(dataset, column: str) -> list[list[str]]:
+    """Tags as names, from a `Sequence(ClassLabel)` of ids, lists of names, or whitespace-separated strings."""
+    from datasets import ClassLabel
+
+    feature = getattr(dataset.features[column], "feature", None)
+    if isinstance(feature, ClassLabel):
+        return [[feature.names[i] for i in row] for row in dataset[column]]
+    return [_word_list(row) for row in dataset[column]]
+
+
+def load_token_data(args: DataArguments, seed: int) -> LabelledData:
+    """Sentences as word lists (`tokens_column`) with one BIO tag per word (`tags_column`), checked row by row.
+
+    Tags become ids in `label_names` order: a `Sequence(ClassLabel)` keeps its names (CoNLL-2003's order);
+    otherwise `O`, then B-/I- of each entity type found in train. Errors name the row: a word count
+    that differs from the tag count, an empty sentence, a tag that breaks BIO, a tag train lacks.
+    """
+    from datasets import ClassLabel, Dataset, Features, Sequence, Value
+
+    from .tags import bio_problem, iob1_to_iob2, tag_label_names
+
+    columns = [("tokens_column", args.tokens_column), ("tags_column", args.tags_column)]
+    chosen, source = select_splits(args, columns, args.tags_column)
+    rows = {}
+    for split, dataset in chosen.items():
+        words = [_word_list(v) for v in dataset[args.tokens_column]]
+        tags = _tag_rows(dataset, args.tags_column)
+        problems = []
+        for i, (w, t) in enumerate(zip(words, tags, strict=True)):
+            if not w:
+                problems.append(f"row {i} has no words")
+            elif len(w) != len(t):
+                problems.append(f"row {i} has {len(w)} words but {len(t)} tags")
+            else:
+                if args.tag_scheme == "iob1":
+                    t = tags[i] = iob1_to_iob2(t)
+                problem = bio_problem(t, w)
+                if problem:
+                    problems.append(f"row {i}: {problem}")
+        if problems:
+            more = f" ({len(problems) - 1} more row(s) with problems)" if len(problems) > 1 else ""
+            raise UserError(
+                f"bad tags in the {split} split of {source}, column '{args.tags_column}': {problems[0]}{more}"
+            )
+        rows[split] = (words, tags)
+
+    feature = getattr(chosen["train"].features[args.tags_column], "feature", None)
+    if isinstance(feature, ClassLabel) and args.tag_scheme == "iob2":
+        label_names = list(feature.names)
+    else:
+        label_names = tag_label_names({t for row in rows["train"][1] for t in row})
+    if len(label_names) < 2:
+        raise UserError(f"column '{args.tags_column}' of the train split holds only O tags: no entity to learn")
+    index = {name: i for i, name in enumerate(label_names)}
+    features_tags = Sequence(ClassLabel(names=label_names))
+    for split, (words, tags) in rows.items():
+        unseen = sorted({t for row in tags for t in row} - set(index))
+        if unseen:
+            raise UserError(f"tags in {split} not seen in train: {', '.join(unseen[:10])}")
+        chosen[split] = Dataset.from_dict(
+            {args.tokens_column: words, args.tags_column: [[index[t] for t in row] for row in tags]},
+            features=Features({args.tokens_column: Sequence(Value("string")), args.tags_column: features_tags}),
+        )
+    chosen = finish_splits(chosen, args, seed, None)
+    return LabelledData(splits=chosen, label_names=label_names, source=source)

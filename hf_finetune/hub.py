@@ -51,6 +51,7 @@ UPLOADED_FILES = (
     "confusion_matrix.json",
     "confusion_matrix.png",
     "loss_curves.png",
+    "predictions_scatter.png",  # regression
 )
 SHARDED_WEIGHTS = re.compile(r"^model-\d+-of-\d+\.safetensors$")
 # Tokenizer and image-processor files, whose names vary by model family.

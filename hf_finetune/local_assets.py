@@ -7,6 +7,12 @@ so that every number reported across the project comes from the same loader and
 the same filter. Recipes refer to them with the `packaged:` prefix:
 `model_name_or_path: packaged:all-MiniLM-L6-v2`, `dataset_name: packaged:fortunes-topics`,
 `dataset_name: packaged:fashion-mnist` (Debian `dataset-fashion-mnist`), `packaged:digits` (scikit-learn).
+
+The fortunes text also carries the NLP tasks other than single-label topics, each with its
+targets stated plainly (README, "More NLP tasks"): `packaged:fortunes-ner` (entities found by
+the rules in `ner_rules.py`), `packaged:fortunes-topic-sets` (multi-label: one or two entries
+joined, labelled with their topics), `packaged:fortunes-readability` (regression: the
+Flesch-Kincaid grade of each entry).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import importlib.resources
 import importlib.util
 import random
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -112,6 +119,145 @@ def fortunes_topics(topics: tuple[str, ...] = FORTUNE_TOPICS, seed: int = FORTUN
         rng.shuffle(split_rows)
         out[split] = Dataset.from_dict(
             {"text": [r[0] for r in split_rows], "label": [topics.index(r[1]) for r in split_rows]},
+            features=features,
+        )
+    return DatasetDict(out)
+
+
+# --- Multi-label: topic sets ---
+# Fortunes carry one category each (only 110 of ~14,000 entries sit in two files), so a multi-label
+# example is one or two real entries joined into one text, labelled with the set of their topics.
+# Of the short entries, a quarter stay single, a quarter are joined in pairs of the same topic (one
+# label, so text length does not give the label count away), half in pairs of different topics.
+# Entries in pairs are at most 250 characters, so two fit in 128 tokens.
+TOPIC_SET_PART_MAX_CHARS = 250
+
+
+def fortunes_topic_sets(seed: int = FORTUNES_SEED):
+    """Multi-label topics (`text`, `labels`: a list of topics) built from the fixed topic splits.
+
+    Each split is built from the same split of `fortunes_topics`, so no entry of the test split
+    appears in training; each entry is used at most once.
+    """
+    from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
+
+    topics = fortunes_topics(seed=seed)
+    names = topics["train"].features["label"].names
+    rng = random.Random(seed)
+    out = {}
+    for split, dataset in topics.items():
+        rows = list(zip(dataset["text"], dataset["label"], strict=True))
+        rng.shuffle(rows)
+        short = [r for r in rows if len(r[0]) <= TOPIC_SET_PART_MAX_CHARS]
+        long = [r for r in rows if len(r[0]) > TOPIC_SET_PART_MAX_CHARS]
+        # Long entries stay single (two would not fit in 128 tokens).
+        quarter = len(short) // 4
+        singles, same_pool, cross_pool = short[:quarter] + long, short[quarter : 2 * quarter], short[2 * quarter :]
+        examples = [(text, [label]) for text, label in singles]
+        by_topic: dict[int, list] = {}
+        for row in same_pool:
+            by_topic.setdefault(row[1], []).append(row)
+        for label, group in sorted(by_topic.items()):
+            for a, b in zip(group[0::2], group[1::2], strict=False):
+                examples.append((f"{a[0]} {b[0]}", [label]))
+        pending = list(cross_pool)
+        while len(pending) >= 2:
+            first = pending.pop()
+            partner = next((k for k in range(len(pending) - 1, -1, -1) if pending[k][1] != first[1]), None)
+            if partner is None:
+                break
+            second = pending.pop(partner)
+            examples.append((f"{first[0]} {second[0]}", sorted({first[1], second[1]})))
+        rng.shuffle(examples)
+        features = Features({"text": Value("string"), "labels": Sequence(ClassLabel(names=list(names)))})
+        out[split] = Dataset.from_dict(
+            {"text": [e[0] for e in examples], "labels": [e[1] for e in examples]}, features=features
+        )
+    return DatasetDict(out)
+
+
+# --- Regression: readability ---
+# The target is the Flesch-Kincaid grade level of each topic entry: a standard readability formula
+# (0.39 x words per sentence + 11.8 x syllables per word - 15.59), computed here from the text with
+# a vowel-group syllable counter. It is a real, smooth property of real text, not a human judgement.
+# Unpunctuated verse gives absurd grades (up to 268), so the target is clipped to 0-20 (school grade
+# to post-graduate; ~5% of entries are clipped).
+READABILITY_RANGE = (0.0, 20.0)
+_WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)?")
+_SENTENCE_END = re.compile(r"[.!?]+(?=\s|$)")
+
+
+def syllables(word: str) -> int:
+    """Vowel groups, less a silent final `e` (`make` 1, `table` 2): the usual heuristic, no dictionary."""
+    word = word.lower()
+    n = len(re.findall(r"[aeiouy]+", word))
+    if word.endswith("e") and not word.endswith(("le", "ee", "ye")) and n > 1:
+        n -= 1
+    return max(n, 1)
+
+
+def flesch_kincaid_grade(text: str) -> float:
+    words = _WORD.findall(text)
+    if not words:
+        raise ValueError(f"no words in {text!r}")
+    sentences = max(1, len(_SENTENCE_END.findall(text)))
+    grade = 0.39 * len(words) / sentences + 11.8 * sum(map(syllables, words)) / len(words) - 15.59
+    return min(max(grade, READABILITY_RANGE[0]), READABILITY_RANGE[1])
+
+
+def fortunes_readability(seed: int = FORTUNES_SEED):
+    """The topic entries (same fixed splits) with `label`: their clipped Flesch-Kincaid grade (float32)."""
+    from datasets import DatasetDict, Features, Value
+
+    topics = fortunes_topics(seed=seed)
+    features = Features({"text": Value("string"), "label": Value("float32")})
+    return DatasetDict(
+        {
+            split: dataset.map(
+                lambda batch: {"label": [round(flesch_kincaid_grade(t), 3) for t in batch["text"]]},
+                batched=True,
+                remove_columns=["label"],
+                features=features,
+            )
+            for split, dataset in topics.items()
+        }
+    )
+
+
+# --- Token classification: entities found by rules ---
+# Every category but ascii-art (pictures) and translate-me (not English).
+NER_EXCLUDED_CATEGORIES = ("ascii-art", "translate-me")
+
+
+def fortune_categories() -> list[str]:
+    if not FORTUNES_DIR.is_dir():
+        raise UserError(f"fortune folder {FORTUNES_DIR} not found: install the data with `apt-get install fortunes`")
+    return sorted(
+        p.name for p in FORTUNES_DIR.iterdir() if p.is_file() and not p.suffix and p.name not in NER_EXCLUDED_CATEGORIES
+    )
+
+
+def fortunes_ner(seed: int = FORTUNES_SEED):
+    """Real fortunes (all English categories, 20-600 characters, deduplicated) as CoNLL-style `tokens` and
+    `ner_tags` (BIO tags of PER, ORG, LOC, DATE found by `ner_rules`), with a fixed 20% test split.
+
+    About half the entries hold an entity; most entities are people named in attributions
+    (`-- Mark Twain`). Entries without entities stay in, as sentences without entities do in CoNLL.
+    """
+    from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
+
+    from .ner_rules import TAG_NAMES, tag_text
+
+    texts = sorted({text for category in fortune_categories() for text in read_fortunes(category)})
+    rng = random.Random(seed)
+    rng.shuffle(texts)
+    n_test = round(len(texts) * FORTUNES_TEST_FRACTION)
+    features = Features({"tokens": Sequence(Value("string")), "ner_tags": Sequence(ClassLabel(names=list(TAG_NAMES)))})
+    out = {}
+    for split, split_texts in (("train", texts[n_test:]), ("test", texts[:n_test])):
+        tagged = [tag_text(text) for text in split_texts]
+        out[split] = Dataset.from_dict(
+            {"tokens": [t for t, _ in tagged], "ner_tags": [[TAG_NAMES.index(tag) for tag in g] for _, g in tagged]},
             features=features,
         )
     return DatasetDict(out)
@@ -258,6 +404,9 @@ def fashion_mnist_target():
 
 PACKAGED_DATASETS: dict[str, Callable[[], object]] = {
     "fortunes-topics": fortunes_topics,
+    "fortunes-topic-sets": fortunes_topic_sets,
+    "fortunes-readability": fortunes_readability,
+    "fortunes-ner": fortunes_ner,
     "fashion-mnist": fashion_mnist,
     "fashion-mnist-source": fashion_mnist_source,
     "fashion-mnist-target": fashion_mnist_target,

@@ -36,7 +36,7 @@ from transformers import AutoConfig, {auto_class}, pipeline
 config = AutoConfig.from_pretrained("{repo_id}")
 base = {auto_class}.from_pretrained("{base_model}", config=config, ignore_mismatched_sizes=True)
 model = PeftModel.from_pretrained(base, "{repo_id}").merge_and_unload()
-classifier = pipeline("{pipeline_tag}", model=model, {processor_argument}="{repo_id}")
+classifier = pipeline("{pipeline_tag}", model=model, {processor_argument}="{repo_id}"{pipeline_arguments})
 classifier({example_input})
 ```
 
@@ -51,11 +51,10 @@ hf-finetune merge --model {name} --out {name}-merged
 ```python
 from transformers import pipeline
 
-classifier = pipeline("{pipeline_tag}", model="{name}-merged")
+classifier = pipeline("{pipeline_tag}", model="{name}-merged"{pipeline_arguments})
 classifier({example_input})
 ```
 """
-METRIC_KEYS = ("accuracy", "macro_f1", "macro_precision", "macro_recall")
 
 
 def _hub_id_or_none(name: str | None) -> str | None:
@@ -78,6 +77,7 @@ def usage_section(cfg, task, summary: dict, base_model: str | None, repo_id: str
             pipeline_tag=task.pipeline_tag,
             processor_argument=task.processor_argument,
             example_input=task.example_input,
+            pipeline_arguments=task.pipeline_arguments,
         )
         # The plain-peft route needs the base checkpoint on the Hub; a local base only hf-finetune can name.
         peft_route = HUB_ADAPTER_PEFT_USAGE.format(**fields) if base_model else ""
@@ -86,7 +86,7 @@ def usage_section(cfg, task, summary: dict, base_model: str | None, repo_id: str
     return f"""{ADAPTER_USAGE.format(name=model_name) if adapter else ""}```python
 from transformers import pipeline
 
-classifier = pipeline("{task.pipeline_tag}", model="{source}")
+classifier = pipeline("{task.pipeline_tag}", model="{source}"{task.pipeline_arguments})
 classifier({task.example_input})
 ```
 """
@@ -94,7 +94,7 @@ classifier({task.example_input})
 
 def build_model_card(cfg, task, summary: dict, repo_id: str | None = None) -> ModelCard:
     """`summary`: label_names, data_sizes, parameters (trainable, total), blocks, adapter, metrics per split,
-    train_runtime, majority_baseline, hardware (`training.run` writes it to metrics.json).
+    train_runtime, baseline, hardware, and the task's `notes` (`training.run` writes it to metrics.json).
 
     `repo_id` (`user/name`): the card is for that Hub repo, and its usage example loads from there
     (`hf_finetune.hub` regenerates the card this way before a push); otherwise from the output folder.
@@ -117,7 +117,7 @@ def build_model_card(cfg, task, summary: dict, repo_id: str | None = None) -> Mo
             metric_value=round(values[key], 4),
         )
         for split, values in summary["metrics"].items()
-        for key in METRIC_KEYS
+        for key in task.metric_keys
         if key in values
     ]
     data = ModelCardData(
@@ -130,10 +130,16 @@ def build_model_card(cfg, task, summary: dict, repo_id: str | None = None) -> Mo
         eval_results=eval_results or None,
     )
     trainable, total = summary["parameters"]
+    keys = task.metric_keys
     metric_rows = "\n".join(
-        f"| {split} | " + " | ".join(f"{values.get(k, float('nan')):.4f}" for k in METRIC_KEYS) + " |"
+        f"| {split} | " + " | ".join(f"{values.get(k, float('nan')):.4f}" for k in keys) + " |"
         for split, values in summary["metrics"].items()
     )
+    header = "| split | " + " | ".join(k.replace("_", " ") for k in keys) + " |\n|---|" + "---|" * len(keys)
+    notes = "".join(f"\n- {note}" for note in summary.get("notes", []))
+    baseline = summary.get("baseline") or {  # runs from before the task baselines: the majority class
+        "name": "majority class", "scores": {"accuracy": summary.get("majority_baseline", float("nan"))}}  # fmt: skip
+    baseline_scores = ", ".join(f"{k.replace('_', ' ')} {v:.4f}" for k, v in baseline["scores"].items())
     sizes = ", ".join(f"{split} {n}" for split, n in summary["data_sizes"].items())
     inputs = ", ".join(f"{kind}=`{column}`" for kind, column in task.input_columns())
     body = f"""
@@ -143,14 +149,14 @@ Fine-tuned from `{cfg.model.model_name_or_path}`{f" (`{base_model}`)" if base_mo
 
 ## Training
 
-- Data: `{dataset_label}`{f" (config `{cfg.data.dataset_config_name}`)" if cfg.data.dataset_config_name else ""}, columns {inputs}, label=`{cfg.data.label_column}`{" (multi-label)" if cfg.data.multi_label else ""}
+- Data: `{dataset_label}`{f" (config `{cfg.data.dataset_config_name}`)" if cfg.data.dataset_config_name else ""}, columns {inputs}, label=`{task.target_column}`{" (multi-label)" if cfg.data.multi_label else ""}
 - Examples: {sizes}
-- Labels ({len(summary["label_names"])}): {", ".join(summary["label_names"])}
+- {task.describe_labels(summary["label_names"])}
 - Strategy: {" + ".join(strategies)}
 - Trainable parameters: {trainable:,} of {total:,} ({100 * trainable / max(total, 1):.1f}%)
 - Learning rate {cfg.training.learning_rate}, {cfg.training.num_train_epochs:g} epochs, batch {cfg.training.per_device_train_batch_size} per device, seed {cfg.training.seed}
 - Hardware: {summary.get("hardware", "not recorded")}
-- Training time: {summary["train_runtime"]:.0f} s
+- Training time: {summary["train_runtime"]:.0f} s{notes}
 
 Parameters per block (embeddings, transformer blocks bottom to top, head) and their learning rates:
 
@@ -158,12 +164,11 @@ Parameters per block (embeddings, transformer blocks bottom to top, head) and th
 
 ## Results
 
-| split | accuracy | macro F1 | macro precision | macro recall |
-|---|---|---|---|---|
+{header}
 {metric_rows}
 
-Majority-class baseline accuracy: {summary["majority_baseline"]:.4f}. Per-class scores and the confusion
-matrix are in `metrics.json` and `confusion_matrix.png`.
+Baseline ({baseline["name"]}{f", {baseline['split']} split" if baseline.get("split") else ""}): {baseline_scores}.
+{task.report_files_note()}
 
 ## How to use
 

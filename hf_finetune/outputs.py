@@ -18,6 +18,7 @@ COMPLETE_MARKER = "run_complete.json"
 RUN_CONFIG = "run_config.yaml"
 METRICS = "metrics.json"
 MISCLASSIFIED = "misclassified.jsonl"
+LARGEST_ERRORS = "largest_errors.jsonl"  # regression: every example, largest error first
 
 
 def is_finished(folder: Path) -> bool:

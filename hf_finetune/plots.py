@@ -61,3 +61,20 @@ def save_loss_curves_png(log_history: list[dict], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def save_scatter_png(gold, predicted, path: Path, title: str, target: str) -> None:
+    """Regression: each example's prediction against its target, with the y = x line."""
+    plt = _pyplot()
+    gold, predicted = np.asarray(gold, dtype=float), np.asarray(predicted, dtype=float)
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.scatter(gold, predicted, s=8, alpha=0.5)
+    low, high = float(min(gold.min(), predicted.min())), float(max(gold.max(), predicted.max()))
+    ax.plot([low, high], [low, high], color="grey", linewidth=1, label="y = x")
+    ax.set_xlabel(f"target ({target})")
+    ax.set_ylabel("prediction")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,8 +1,9 @@
-"""`transformers.Trainer` with three hooks handed to the transfer plan, and two safe stops.
+"""`transformers.Trainer` with three hooks handed to the transfer plan, a task loss, and two safe stops.
 
 The loop, mixed precision, DDP/FSDP, checkpointing and logging stay the Trainer's; only
 the optimizer's param groups (one per block, final LR stored in each), the LR schedule
-(gated by gradual unfreezing) and an extra loss term (L2-SP) come from the strategies.
+(gated by gradual unfreezing) and an extra loss term (L2-SP) come from the strategies,
+and the task may replace the model's own loss (class-weighted cross-entropy).
 A non-finite training loss ends the run (exit code 3): Trainer would log it as 0
 (`logging_nan_inf_filter`) and train on with NaN weights to the last epoch. A SIGTERM or
 Ctrl-C (`hf_finetune.interruption`) ends it after the current step with a checkpoint saved.
@@ -18,9 +19,10 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
+from torch.utils.data import SequentialSampler
 from transformers import Trainer
 from transformers.trainer_pt_utils import LengthGroupedSampler
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, has_length, rotate_checkpoints
 
 from .checkpoints import load_adapter_in_place, load_renamed_weights, mark_checkpoint_complete, newest_complete
 from .errors import CheckpointNotSaved, TrainingDiverged, first_line
@@ -50,9 +52,13 @@ class SeededLengthGroupedSampler(LengthGroupedSampler):
 
 
 class StrategyTrainer(Trainer):
-    def __init__(self, *args, plan: TransferPlan, **kwargs):
+    def __init__(self, *args, plan: TransferPlan, loss_function=None, **kwargs):
         self.plan = plan
         self.stop_on_signal = StopOnSignal()
+        # `(logits, labels) -> loss`, a batch mean like the model's own; used for training and evaluation.
+        # Not Trainer's `compute_loss_func`: Trainer treats that one as already normalised over the
+        # accumulated batch and scales it by the process count.
+        self.loss_function = loss_function
         super().__init__(*args, **kwargs)
         self.add_callback(self.stop_on_signal)
         # Trainer treats a model whose forward takes **kwargs as one that divides its summed loss by
@@ -69,6 +75,16 @@ class StrategyTrainer(Trainer):
             seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
             sampler = SeededLengthGroupedSampler(sampler.batch_size, sampler.lengths, seed)
         return sampler
+
+    def _get_eval_sampler(self, eval_dataset):
+        # transformers 5.x groups evaluation batches by length too when `train_sampling_strategy` is
+        # `group_by_length` (our default), so `predict` returned predictions in a shuffled order: the
+        # scores were right (labels travel with them) but the misclassified file paired each text with
+        # another text's prediction. Evaluation keeps the dataset's order; one process reads it
+        # sequentially, several get accelerate's ordered shards (the base class's None).
+        if eval_dataset is None or not has_length(eval_dataset):
+            return None
+        return SequentialSampler(eval_dataset) if self.args.world_size <= 1 else None
 
     def create_optimizer(self, model=None):
         if self.optimizer is None:
@@ -159,9 +175,16 @@ class StrategyTrainer(Trainer):
         )
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        result = super().compute_loss(
-            model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
-        )
+        if self.loss_function is not None and "labels" in inputs:
+            inputs = dict(inputs)
+            labels = inputs.pop("labels")
+            outputs = model(**inputs)
+            loss = self.loss_function(outputs["logits"], labels)
+            result = (loss, outputs) if return_outputs else loss
+        else:
+            result = super().compute_loss(
+                model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
+            )
         # Only while training: evaluation loss stays the task loss, comparable across strategies.
         penalty = self.plan.extra_loss() if model.training else None
         if penalty is None:

@@ -9,7 +9,6 @@ is never mistaken for a finished model. The training loop itself is
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shlex
@@ -20,26 +19,14 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from .adapters import is_adapter_folder, save_adapter_config
 from .checkpoints import check_resumable, load_renamed_weights, plan_resume, remove_incomplete
 from .config import RunConfig, write_run_config
 from .hub import keep_trainer_from_pushing, push_folder, push_settings
 from .interruption import Interrupted
-from .metrics import (
-    majority_baseline,
-    majority_label_set_baseline,
-    multilabel_predictions,
-    multilabel_report,
-    per_class_report,
-    sigmoid,
-    softmax,
-)
 from .model_card import build_model_card
 from .outputs import (
     METRICS,
-    MISCLASSIFIED,
     RUN_CONFIG,
     check_free_space,
     check_output_dir,
@@ -48,7 +35,7 @@ from .outputs import (
     prepare_output_dir,
     write_json,
 )
-from .plots import save_confusion_matrix_png, save_loss_curves_png
+from .plots import save_loss_curves_png
 from .tasks import TASKS
 from .trainer import StrategyTrainer
 from .transfer import TransferPlan, format_summary, resolve_strategies
@@ -60,8 +47,14 @@ logger = logging.getLogger("hf_finetune")
 class RunResult:
     output_dir: Path
     metrics: dict  # split -> metric name -> value
-    majority_baseline: float
+    # The task's trivial baseline on the reported split: {"name": ..., "scores": {metric: value}}.
+    baseline: dict
     model: object = field(default=None, repr=False)  # the trained model, in memory (on every process)
+
+    @property
+    def majority_baseline(self) -> float | None:
+        """Accuracy of always predicting the most frequent class (label set; tag O); None for regression."""
+        return self.baseline["scores"].get("accuracy")
 
 
 class StderrHandler(logging.StreamHandler):
@@ -139,8 +132,9 @@ def run(cfg: RunConfig) -> RunResult:
         train_dataset=encoded["train"],
         eval_dataset=encoded["validation"],
         processing_class=processor,
-        compute_metrics=task.compute_metrics(),
+        compute_metrics=task.compute_metrics(data),
         callbacks=callbacks,
+        loss_function=task.loss_function(data),
     )
     args = cfg.training
     # Effective batch = per-device batch x processes x accumulation steps: what the LR was tuned for.
@@ -160,6 +154,7 @@ def run(cfg: RunConfig) -> RunResult:
     train_output = train_or_stop(trainer, checkpoint, cfg.run.resume, out)
     train_runtime = time.time() - started
     reload_best_model(trainer)
+    task.after_training(trainer, encoded, data)
     trainer.save_model(str(out))
     adapter = is_adapter_folder(out)
     if trainer.is_world_process_zero():
@@ -170,7 +165,7 @@ def run(cfg: RunConfig) -> RunResult:
         # saw it); run_config.yaml replaces it with a readable file, so the final folder holds no pickle.
         (out / "training_args.bin").unlink(missing_ok=True)
 
-    metrics, reports = {}, {}
+    metrics, predictions = {}, {}
     for split in ("validation", "test"):
         if split not in encoded:
             continue
@@ -178,13 +173,9 @@ def run(cfg: RunConfig) -> RunResult:
         metrics[split] = {
             k[len(split) + 1 :]: v for k, v in prediction.metrics.items() if not k.endswith(("_runtime", "per_second"))
         }
-        reports[split] = (prediction, evaluation_report(prediction, data.label_names, cfg.data))
-    report_split = "test" if "test" in reports else "validation"
-    train_labels, eval_labels = data.splits["train"][cfg.data.label_column], reports[report_split][0].label_ids
-    if cfg.data.multi_label:
-        baseline = majority_label_set_baseline(train_labels, eval_labels)
-    else:
-        baseline = majority_baseline(train_labels, eval_labels)
+        predictions[split] = prediction
+    report_split = "test" if "test" in predictions else "validation"
+    baseline = {**task.baseline(data, predictions[report_split]), "split": report_split}
 
     if trainer.is_world_process_zero():
         summary = {
@@ -195,15 +186,18 @@ def run(cfg: RunConfig) -> RunResult:
             "adapter": adapter,
             "metrics": metrics,
             "train_runtime": train_runtime,
-            "majority_baseline": baseline,
+            "baseline": baseline,
             "hardware": describe_hardware(trainer, state),
+            **task.summary_extras(data),
         }
-        write_outputs(out, cfg, task, trainer, data, reports, report_split, summary, train_output.metrics)
+        if "accuracy" in baseline["scores"]:  # the most frequent class (label set, tag): kept for older readers
+            summary["majority_baseline"] = baseline["scores"]["accuracy"]
+        write_outputs(out, cfg, task, trainer, data, predictions, report_split, summary, train_output.metrics)
     state.wait_for_everyone()
-    print_results(out, metrics, baseline, report_split, task.pipeline_tag, state.is_main_process)
+    print_results(out, metrics, baseline, task, state.is_main_process)
     if push and state.is_main_process:
         push_folder(out, push.repo_id, private=push.private, revision=push.revision, token=push.token)
-    return RunResult(output_dir=out, metrics=metrics, majority_baseline=baseline, model=trainer.model)
+    return RunResult(output_dir=out, metrics=metrics, baseline=baseline, model=trainer.model)
 
 
 def train_or_stop(trainer, checkpoint: Path | None, resume: str, out: Path):
@@ -269,97 +263,32 @@ def reload_best_model(trainer) -> None:
         logger.info("reloaded the best checkpoint %s through from_pretrained (renamed weights)", best)
 
 
-def predicted_labels(logits: np.ndarray, data_args):
-    """Class ids (single-label: argmax) or a 0/1 indicator array (multi-label: sigmoid >= threshold)."""
-    if data_args.multi_label:
-        return multilabel_predictions(logits, data_args.multi_label_threshold)
-    return logits.argmax(-1)
-
-
-def evaluation_report(prediction, label_names: list[str], data_args) -> dict:
-    predicted = predicted_labels(prediction.predictions, data_args)
-    if data_args.multi_label:
-        return multilabel_report(prediction.label_ids, predicted, label_names)
-    return per_class_report(prediction.label_ids, predicted, label_names)
-
-
-def write_outputs(out, cfg, task, trainer, data, reports, report_split, summary, train_metrics) -> None:
+def write_outputs(out, cfg, task, trainer, data, predictions, report_split, summary, train_metrics) -> None:
     """Everything but the weights (saved by Trainer); the completion marker last."""
     trainer.save_state()  # trainer_state.json: log history, best checkpoint
-    prediction, report = reports[report_split]
-    write_json(
-        out / METRICS,
-        {
-            **summary,
-            "train": train_metrics,
-            "per_class": {split: r["per_class"] for split, (_, r) in reports.items()},
-            "majority_baseline_split": report_split,
-        },
-    )
-    cm = report["confusion_matrix"]
-    write_json(out / "confusion_matrix.json", {"split": report_split, **cm})
-    if "matrix" in cm:  # multi-label has one 2x2 matrix per label (in the JSON), no class-by-class picture
-        title = f"{out.name} ({report_split})"
-        save_confusion_matrix_png(cm["labels"], cm["matrix"], out / "confusion_matrix.png", title)
+    sections: dict = {}
+    for split, prediction in predictions.items():
+        for name, value in task.evaluation_report(prediction, data).items():
+            sections.setdefault(name, {})[split] = value
+    write_json(out / METRICS, {**summary, "train": train_metrics, **sections, "report_split": report_split})
+    prediction = predictions[report_split]
+    task.write_report_files(out, prediction, data, report_split)
     save_loss_curves_png(trainer.state.log_history, out / "loss_curves.png")
-    raw_split = data.splits[report_split]
-    if cfg.data.multi_label:
-        write_misclassified_multilabel(
-            out / MISCLASSIFIED, task, raw_split, prediction, data.label_names, cfg.data.multi_label_threshold
-        )
-    else:
-        write_misclassified(out / MISCLASSIFIED, task, raw_split, prediction, data.label_names)
+    task.write_mistakes(out, data.splits[report_split], prediction, data)
     build_model_card(cfg, task, summary).save(out / "README.md")
     mark_complete(out, {"finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "metrics": summary["metrics"]})
 
 
-def write_misclassified(path: Path, task, raw_split, prediction, label_names: list[str]) -> None:
-    """One JSON line per wrong prediction, most confident mistakes first: where to look for label noise."""
-    probabilities = softmax(prediction.predictions)
-    predicted = probabilities.argmax(-1)
-    wrong = np.flatnonzero(predicted != prediction.label_ids)
-    wrong = wrong[np.argsort(-probabilities[wrong, predicted[wrong]])]
-    with open(path, "w", encoding="utf-8") as handle:
-        for i in wrong:
-            row = {
-                **task.describe_example(raw_split[int(i)]),
-                "label": label_names[prediction.label_ids[i]],
-                "predicted": label_names[predicted[i]],
-                "score": round(float(probabilities[i, predicted[i]]), 4),
-            }
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-
-
-def write_misclassified_multilabel(path: Path, task, raw_split, prediction, label_names, threshold: float) -> None:
-    """One JSON line per example whose predicted label set differs from the gold set, worst first
-    (largest gap between a label's probability and its gold 0/1)."""
-    probabilities = sigmoid(prediction.predictions)
-    gold = prediction.label_ids.astype(int)
-    predicted = multilabel_predictions(prediction.predictions, threshold)
-    wrong = np.flatnonzero((predicted != gold).any(axis=1))
-    gap = np.abs(probabilities - gold).max(axis=1)
-    wrong = wrong[np.argsort(-gap[wrong])]
-    with open(path, "w", encoding="utf-8") as handle:
-        for i in wrong:
-            row = {
-                **task.describe_example(raw_split[int(i)]),
-                "labels": [label_names[j] for j in np.flatnonzero(gold[i])],
-                "predicted": [label_names[j] for j in np.flatnonzero(predicted[i])],
-                "scores": {label_names[j]: round(float(p), 4) for j, p in enumerate(probabilities[i])},
-            }
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-
-
-def print_results(out: Path, metrics: dict, baseline: float, baseline_split: str, pipeline_tag: str, is_main: bool):
+def print_results(out: Path, metrics: dict, baseline: dict, task, is_main: bool):
     if not is_main:
         return
-    keys = ["accuracy", "macro_f1", "macro_precision", "macro_recall", "loss"]
-    if any("micro_f1" in values for values in metrics.values()):  # multi-label
-        keys.insert(2, "micro_f1")
+    keys = [*task.metric_keys, "loss"]
+    width = max(17, *(len(k) + 2 for k in keys))
     print()
-    print(f"{'split':<12}" + "".join(f"{k:>17}" for k in keys))
+    print(f"{'split':<12}" + "".join(f"{k:>{width}}" for k in keys))
     for split, values in metrics.items():
-        print(f"{split:<12}" + "".join(f"{values.get(k, float('nan')):>17.4f}" for k in keys))
-    print(f"majority-class baseline accuracy ({baseline_split}): {baseline:.4f}")
+        print(f"{split:<12}" + "".join(f"{values.get(k, float('nan')):>{width}.4f}" for k in keys))
+    scores = ", ".join(f"{k} {v:.4f}" for k, v in baseline["scores"].items())
+    print(f"baseline ({baseline['name']}, {baseline['split']}): {scores}")
     print(f"model saved to {out}")
-    print(f'load it with: pipeline("{pipeline_tag}", model="{out}")')
+    print(f'load it with: pipeline("{task.pipeline_tag}", model="{out}"{task.pipeline_arguments})')

@@ -1,4 +1,4 @@
-"""Fine-tune a text classifier (topics, sentiment, intent, sentence pairs).
+"""Fine-tune a text classifier (topics, sentiment, intent, sentence pairs; multi-label with --multi_label true).
 
     python tasks/text_classification.py --config fortunes_topics
     accelerate launch --config_file accelerate_configs/cpu.yaml tasks/text_classification.py --config sst2

@@ -1,8 +1,18 @@
-"""What a task supplies to the shared training run."""
+"""What a task supplies to the shared training run, and the classification behaviour two tasks share.
+
+`training.run` asks the task for everything that differs between kinds of prediction: data,
+model, encoding and metrics before training; after it, the evaluation report, the trivial
+baseline, the file of mistakes and the lines the model card needs. `ClassificationTask`
+implements the reports for one label (softmax) or several (sigmoid) per example; text and
+image classification both use it.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar
+
+from ..errors import UserError
 
 
 class Task:
@@ -13,13 +23,36 @@ class Task:
     pipeline_tag: ClassVar[str]
     # What a user passes to `pipeline(pipeline_tag, model=DIR)`, for the model card's example.
     example_input: ClassVar[str] = '"your text here"'
+    # Extra `pipeline(...)` arguments for the card's example, e.g. `, aggregation_strategy="first"`.
+    pipeline_arguments: ClassVar[str] = ""
     # For the model card's adapter example: the Auto class of the task model, and the pipeline
     # argument that takes the processor (the adapter repo holds the tokenizer or image processor).
     auto_model_class: ClassVar[str] = "AutoModelForSequenceClassification"
     processor_argument: ClassVar[str] = "tokenizer"
+    # The metric that picks the best checkpoint when the recipe keeps the classification default
+    # (`macro_f1`), and whether larger is better.
+    best_metric: ClassVar[str] = "macro_f1"
+    greater_is_better: ClassVar[bool] = True
+    supports_class_weights: ClassVar[bool] = False
 
     def __init__(self, cfg):
         self.cfg = cfg
+        args = cfg.training
+        if self.best_metric != "macro_f1" and (args.metric_for_best_model or "macro_f1") in (
+            "macro_f1",
+            "eval_macro_f1",
+        ):
+            args.metric_for_best_model, args.greater_is_better = self.best_metric, self.greater_is_better
+        if cfg.data.class_weights != "none" and not self.supports_class_weights:
+            raise UserError(
+                f"class_weights is for single-label classification; task {self.name} does not use it. "
+                "Remove it or set it to none"
+            )
+
+    @property
+    def metric_keys(self) -> tuple[str, ...]:
+        """The headline metrics, in order: the printed table, the model card, the card's `model-index`."""
+        return ("accuracy", "macro_f1", "macro_precision", "macro_recall")
 
     def check_model_inputs(self) -> None:
         """The cheap checks of checkpoint (and tokenizer) paths, before any data is loaded."""
@@ -46,13 +79,189 @@ class Task:
     def data_collator(self, processor):
         raise NotImplementedError
 
-    def compute_metrics(self):
+    def compute_metrics(self, data):
         raise NotImplementedError
 
     def input_columns(self) -> list[tuple[str, str]]:
         """(kind, column) of the model inputs, e.g. [("text", "review")], for the model card."""
         raise NotImplementedError
 
+    @property
+    def target_column(self) -> str:
+        """The column of gold labels (targets, tags)."""
+        return self.cfg.data.label_column
+
     def describe_example(self, example: dict) -> dict:
-        """The human-readable input of one raw example, for the misclassified-examples file."""
+        """The human-readable input of one raw example, for the file of mistakes."""
         raise NotImplementedError
+
+    # --- Training hooks (defaults: nothing to add) ---
+
+    def loss_function(self, data):
+        """A `(logits, labels) -> loss` replacing the model's own loss (class weights), or None."""
+        return None
+
+    def after_training(self, trainer, encoded: dict, data) -> None:
+        """Runs once the best model is loaded, before the final evaluations (e.g. tuning a threshold)."""
+
+    # --- Reports after training ---
+
+    def evaluation_report(self, prediction, data) -> dict:
+        """Details for metrics.json, per split: {section name: value}, e.g. {"per_class": {...}}."""
+        raise NotImplementedError
+
+    def write_report_files(self, out: Path, prediction, data, split: str) -> None:
+        """Pictures and tables beside the model (confusion matrix, scatter plot); nothing by default."""
+
+    def baseline(self, data, prediction) -> dict:
+        """The trivial predictor every model must beat: {"name": ..., "scores": {metric: value}}."""
+        raise NotImplementedError
+
+    def write_mistakes(self, out: Path, raw_split, prediction, data) -> None:
+        raise NotImplementedError
+
+    def summary_extras(self, data) -> dict:
+        """Task facts for metrics.json and the model card: `notes` (card lines) and machine-readable values."""
+        return {}
+
+    def describe_labels(self, label_names: list[str]) -> str:
+        """The model card's line about what the model predicts."""
+        return f"Labels ({len(label_names)}): {', '.join(label_names)}"
+
+    def report_files_note(self) -> str:
+        return "Per-class scores are in `metrics.json`."
+
+
+class ClassificationTask(Task):
+    """One label per example (softmax, cross-entropy, optional class weights) or several (`multi_label`:
+    sigmoid, binary cross-entropy, a threshold optionally tuned on validation)."""
+
+    supports_class_weights = True
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        if cfg.data.multi_label and cfg.data.class_weights != "none":
+            raise UserError("class_weights is for single-label classification; remove it with --multi_label true")
+        if cfg.data.multi_label_tune_threshold and not cfg.data.multi_label:
+            raise UserError("multi_label_tune_threshold needs --multi_label true")
+        self.threshold = cfg.data.multi_label_threshold
+        self.class_weights = None  # label name -> weight, once computed from the training labels
+
+    @property
+    def metric_keys(self):
+        if self.cfg.data.multi_label:
+            return ("accuracy", "micro_f1", "macro_f1", "macro_precision", "macro_recall")
+        return super().metric_keys
+
+    def model_config_kwargs(self) -> dict:
+        return {"problem_type": "multi_label_classification"} if self.cfg.data.multi_label else {}
+
+    def compute_metrics(self, data):
+        from ..metrics import make_compute_metrics, make_multilabel_compute_metrics
+
+        if self.cfg.data.multi_label:
+            return make_multilabel_compute_metrics(lambda: self.threshold)
+        return make_compute_metrics(self.cfg.data.extra_metrics)
+
+    def loss_function(self, data):
+        """Cross-entropy weighted per class (`class_weights`), or None for the model's own loss."""
+        import torch
+
+        from ..config import parse_class_weights
+        from ..metrics import class_weight_vector
+
+        spec = parse_class_weights(self.cfg.data.class_weights)
+        if spec == "none":
+            return None
+        weights = class_weight_vector(spec, data.splits["train"][self.cfg.data.label_column], len(data.label_names))
+        self.class_weights = {name: round(float(w), 4) for name, w in zip(data.label_names, weights, strict=True)}
+        weight = torch.tensor(weights, dtype=torch.float32)
+
+        def weighted_cross_entropy(logits, labels):
+            # The weighted mean: sum(w_y * loss) / sum(w_y) over the batch, as torch defines it.
+            return torch.nn.functional.cross_entropy(
+                logits.view(-1, logits.shape[-1]), labels.view(-1), weight=weight.to(logits.device, logits.dtype)
+            )
+
+        return weighted_cross_entropy
+
+    def after_training(self, trainer, encoded, data):
+        """`multi_label_tune_threshold`: the grid threshold with the best validation score, kept in config.json."""
+        import logging
+
+        from ..metrics import tune_threshold
+
+        if not (self.cfg.data.multi_label and self.cfg.data.multi_label_tune_threshold):
+            return
+        prediction = trainer.predict(encoded["validation"], metric_key_prefix="threshold")
+        metric = (self.cfg.training.metric_for_best_model or "macro_f1").removeprefix("eval_")
+        metric = metric if metric in self.metric_keys else "macro_f1"
+        self.threshold, score = tune_threshold(prediction.predictions, prediction.label_ids, metric)
+        trainer.model.config.multi_label_threshold = self.threshold
+        logging.getLogger("hf_finetune").info(
+            "threshold tuned on validation: %.2f (validation %s %.4f)", self.threshold, metric, score
+        )
+
+    def _report(self, prediction, data) -> dict:
+        from ..metrics import multilabel_predictions, multilabel_report, per_class_report
+
+        if self.cfg.data.multi_label:
+            predicted = multilabel_predictions(prediction.predictions, self.threshold)
+            return multilabel_report(prediction.label_ids, predicted, data.label_names)
+        return per_class_report(prediction.label_ids, prediction.predictions.argmax(-1), data.label_names)
+
+    def evaluation_report(self, prediction, data):
+        return {"per_class": self._report(prediction, data)["per_class"]}
+
+    def write_report_files(self, out, prediction, data, split):
+        """`confusion_matrix.json` (multi-label: one 2x2 matrix per label) and, single-label, its picture."""
+        from ..outputs import write_json
+        from ..plots import save_confusion_matrix_png
+
+        cm = self._report(prediction, data)["confusion_matrix"]
+        write_json(out / "confusion_matrix.json", {"split": split, **cm})
+        if "matrix" in cm:  # multi-label has no class-by-class picture
+            save_confusion_matrix_png(cm["labels"], cm["matrix"], out / "confusion_matrix.png", f"{out.name} ({split})")
+
+    def baseline(self, data, prediction):
+        from ..metrics import majority_baseline, majority_label_set_baseline
+
+        train_labels = data.splits["train"][self.cfg.data.label_column]
+        if self.cfg.data.multi_label:
+            value = majority_label_set_baseline(train_labels, prediction.label_ids)
+            return {"name": "most frequent label set", "scores": {"accuracy": value}}
+        return {"name": "majority class", "scores": {"accuracy": majority_baseline(train_labels, prediction.label_ids)}}
+
+    def write_mistakes(self, out, raw_split, prediction, data):
+        from ..outputs import MISCLASSIFIED
+        from ..reports import write_misclassified, write_misclassified_multilabel
+
+        if self.cfg.data.multi_label:
+            write_misclassified_multilabel(
+                out / MISCLASSIFIED, self, raw_split, prediction, data.label_names, self.threshold
+            )
+        else:
+            write_misclassified(out / MISCLASSIFIED, self, raw_split, prediction, data.label_names)
+
+    def summary_extras(self, data):
+        extras, notes = {}, []
+        if self.cfg.data.multi_label:
+            tuned = self.cfg.data.multi_label_tune_threshold
+            extras["multi_label_threshold"] = self.threshold
+            notes.append(
+                f"Multi-label: sigmoid per label, binary cross-entropy; a label is predicted at probability >= "
+                f"{self.threshold:g} ({'tuned on the validation split' if tuned else 'fixed'})"
+            )
+        if self.class_weights is not None:
+            extras["class_weights"] = self.class_weights
+            mode = "auto: n / (classes x count)" if self.cfg.data.class_weights == "auto" else "given"
+            weights = ", ".join(f"{name} {w:g}" for name, w in self.class_weights.items())
+            notes.append(f"Class-weighted cross-entropy ({mode}): {weights}")
+        if notes:
+            extras["notes"] = notes
+        return extras
+
+    def report_files_note(self):
+        if self.cfg.data.multi_label:
+            return "Per-label scores and one 2x2 confusion matrix per label are in `metrics.json` and `confusion_matrix.json`."
+        return "Per-class scores and the confusion matrix are in `metrics.json` and `confusion_matrix.png`."

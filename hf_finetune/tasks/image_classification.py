@@ -13,10 +13,9 @@ from ..data import load_labelled_data
 from ..errors import UserError, first_line
 from ..images import IMAGE_REF_COLUMN, ImageChecker, ImageTransform, collate_images, relative_path_bases
 from ..local_assets import is_packaged
-from ..metrics import make_compute_metrics, make_multilabel_compute_metrics
 from ..modeling import load_classifier, resolve_checkpoint
 from . import register_task
-from .base import Task
+from .base import ClassificationTask
 
 logger = logging.getLogger(__name__)
 # Where transformers' AutoImageProcessor finds a checkpoint's image processor.
@@ -24,7 +23,7 @@ PROCESSOR_FILES = ("preprocessor_config.json", "processor_config.json")
 
 
 @register_task
-class ImageClassification(Task):
+class ImageClassification(ClassificationTask):
     name = "image_classification"
     summary = "one label (or several: multi_label) per image: objects, products, plant diseases"
     pipeline_tag = "image-classification"
@@ -40,6 +39,8 @@ class ImageClassification(Task):
         if args.train_sampling_strategy == "group_by_length":
             args.train_sampling_strategy = "random"
         args.remove_unused_columns = False
+        if cfg.data.multi_label:  # every label's probability; the card says which threshold to apply
+            self.example_input += ", top_k=None"
 
     def check_model_inputs(self):
         from pathlib import Path
@@ -87,8 +88,9 @@ class ImageClassification(Task):
     def load_model(self, label_names):
         from transformers import AutoModelForImageClassification
 
-        extra = {"problem_type": "multi_label_classification"} if self.cfg.data.multi_label else {}
-        return load_classifier(AutoModelForImageClassification, self.cfg.model, label_names, **extra)
+        return load_classifier(
+            AutoModelForImageClassification, self.cfg.model, label_names, **self.model_config_kwargs()
+        )
 
     def encode(self, data, processor):
         args = self.cfg.data
@@ -115,11 +117,6 @@ class ImageClassification(Task):
 
     def data_collator(self, processor):
         return collate_images
-
-    def compute_metrics(self):
-        if self.cfg.data.multi_label:
-            return make_multilabel_compute_metrics(self.cfg.data.multi_label_threshold)
-        return make_compute_metrics(self.cfg.data.extra_metrics)
 
     def input_columns(self):
         return [("image", self.cfg.data.image_column)]
