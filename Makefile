@@ -14,13 +14,10 @@ OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 # the Hub, so no HF_HUB_OFFLINE here). Each is tasks/recipes/<name>.yaml; the task script comes from the
 # recipe's `task:` key. Override: make sst2 MODEL=distilbert-base-uncased ACCELERATE_CONFIG=... ARGS="..."
 STANDARD_TASKS := sst2 imdb ag_news mrpc stsb conll2003 go_emotions cifar10 beans food101
-# A standard task whose task is not built yet goes here, with NOT_BUILT_<name> := <the task> is not built
-# yet (issue N): its target says so in one line and exits 2. None at the moment.
-NOT_BUILT :=
 MODEL ?=
 recipe_task = $(shell sed -n 's/^task:[[:space:]]*\([A-Za-z0-9_]*\).*/\1/p' tasks/recipes/$(1).yaml)
 
-.PHONY: help setup system-deps demo demo-vision pretrain-vit test test-fast lint clean $(STANDARD_TASKS) $(NOT_BUILT)
+.PHONY: help setup system-deps demo demo-vision pretrain-vit test test-fast lint clean $(STANDARD_TASKS)
 
 setup: system-deps $(STAMP)
 
@@ -45,10 +42,6 @@ $(STANDARD_TASKS): setup
 	$(VENV)/bin/accelerate launch --config_file $(ACCELERATE_CONFIG) tasks/$(call recipe_task,$@).py \
 		--config $@ $(if $(MODEL),--model_name_or_path $(MODEL)) $(ARGS)
 
-ifneq ($(strip $(NOT_BUILT)),)
-$(NOT_BUILT):
-	$(error make $@: $(NOT_BUILT_$@))
-endif
 
 # Pretrain a small ViT on Fashion-MNIST source classes (reused once finished), fine-tune it on the
 # held-out classes, and print the gain over the same ViT trained from scratch. Offline.
@@ -78,7 +71,6 @@ help:
 	@echo "make lint          ruff check and format check"
 	@echo "make <task>        a standard task on the Hub (recipe tasks/recipes/<task>.yaml):"
 	@echo "                   $(STANDARD_TASKS)"
-	@$(if $(strip $(NOT_BUILT)),echo "                   not built yet: $(NOT_BUILT)",true)
 	@echo "  options:         MODEL=<checkpoint> ACCELERATE_CONFIG=<file> ARGS=\"--num_train_epochs 1 ...\""
 	@echo "make pretrain-vit  pretrain the offline ViT once (reused by the vision recipes)"
 	@echo "make setup         create .venv and install; make clean removes outputs and caches"

@@ -235,7 +235,6 @@ def makefile_list(variable: str) -> list[str]:
 
 
 STANDARD = makefile_list("STANDARD_TASKS")
-NOT_BUILT = makefile_list("NOT_BUILT")
 
 
 def make(*args: str) -> subprocess.CompletedProcess:
@@ -306,12 +305,11 @@ def test_hub_recipe_names_the_real_dataset_config_and_columns(name):
 
 def test_makefile_standard_targets_and_recipes_agree():
     recipes = list_recipes()
-    assert set(STANDARD) | set(NOT_BUILT) == ISSUE_TARGETS and not set(STANDARD) & set(NOT_BUILT)
+    assert ISSUE_TARGETS <= set(STANDARD)
     assert set(STANDARD) <= set(recipes), set(STANDARD) - set(recipes)
-    assert not set(NOT_BUILT) & set(recipes), "a task that is built should be a standard target"
     assert set(STANDARD) == set(LAYOUTS), "every standard target is a Hub recipe with a checked layout"
     phony = re.search(r"^\.PHONY:(.*)$", MAKEFILE.read_text(), re.MULTILINE).group(1).split()
-    assert {"help", "$(STANDARD_TASKS)", "$(NOT_BUILT)"} <= set(phony)
+    assert {"help", "$(STANDARD_TASKS)"} <= set(phony)
 
 
 @needs_make
@@ -333,20 +331,10 @@ def test_make_target_launches_the_recipe_task_with_overrides(name):
 
 
 @needs_make
-@pytest.mark.parametrize("name", NOT_BUILT)
-def test_make_target_of_a_task_not_built_yet_says_so_in_one_line_and_exits_2(name):
-    result = make(name)
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and f"make {name}: the " in lines[0] and "is not built yet (issue 7" in lines[0]
-    assert not result.stdout
-
-
-@needs_make
 def test_make_help_lists_the_standard_targets():
     result = make("-s", "help")
     assert result.returncode == 0
-    assert all(name in result.stdout for name in [*STANDARD, *NOT_BUILT, "demo", "demo-vision", "MODEL="])
+    assert all(name in result.stdout for name in [*STANDARD, "demo", "demo-vision", "MODEL="])
 
 
 # --- Slow: each Hub recipe, unchanged, on a local snapshot laid out like its repo ---
