@@ -19,6 +19,7 @@ import shutil
 from pathlib import Path
 
 from .errors import UserError
+from .outputs import RUN_CONFIG
 
 logger = logging.getLogger("hf_finetune")
 
@@ -199,7 +200,7 @@ def changed_settings(cfg, saved_config: Path) -> list[str]:
     return [f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in sorted(keys) if saved.get(k) != current.get(k)]
 
 
-def plan_resume(cfg, output_dir: Path, run_config_name: str) -> Path | None:
+def plan_resume(cfg, output_dir: Path) -> Path | None:
     """The checkpoint this run continues from, or None; refuses the ambiguous cases before any work."""
     resume = cfg.run.resume
     if cfg.run.overwrite_output_dir and resume in RESUME_CHOICES:
@@ -211,7 +212,7 @@ def plan_resume(cfg, output_dir: Path, run_config_name: str) -> Path | None:
             "--overwrite_output_dir to start over"
         )
     if resume == "auto" and checkpoint is not None:
-        changed = changed_settings(cfg, output_dir / run_config_name)
+        changed = changed_settings(cfg, output_dir / RUN_CONFIG)
         if changed:
             raise UserError(
                 f"{output_dir} holds an unfinished run with other settings ({'; '.join(changed[:4])}); resume it "

@@ -96,7 +96,7 @@ def run(cfg: RunConfig) -> RunResult:
     set_seed(cfg.training.seed)
 
     task = TASKS.get(cfg.run.task)(cfg)  # may adjust training settings (images: no length grouping)
-    checkpoint = plan_resume(cfg, out, RUN_CONFIG)
+    checkpoint = plan_resume(cfg, out)
     strategies = [cls(cfg) for cls in resolve_strategies(cfg.strategy.strategy_names)]
     task.check_model_inputs()
     data = task.load_data()
