@@ -40,7 +40,8 @@ def launch(config: str, out: Path, fortunes_csv, hub_log: Path) -> subprocess.Co
         "--push_to_hub", "true", "--hub_model_id", "someone/parity",
         "--output_dir", str(out),
     ]  # fmt: skip
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_TOKEN": "hf_ParityTestFakeToken"}
+    # Each process gets its share of the 2 cores: the single process both, DDP ranks one each.
+    env = {**os.environ, "OMP_NUM_THREADS": str(2 // processes), "HF_TOKEN": "hf_ParityTestFakeToken"}
     return subprocess.run(argv, capture_output=True, text=True, timeout=1200, cwd=REPO, env=env)
 
 

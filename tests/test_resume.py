@@ -55,6 +55,23 @@ def weights(folder: Path) -> dict:
     return load_file(folder / name)
 
 
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The reference run for a command, trained once per module: cases that kill the same command at
+    different moments compare against the same uninterrupted run."""
+    finished: dict[tuple, Path] = {}
+
+    def run(common: list[str]) -> Path:
+        if tuple(common) not in finished:
+            out = tmp_path_factory.mktemp("uninterrupted")
+            reference = train([*CLI, *common, "--output_dir", str(out)], sys.executable)
+            assert reference.returncode == 0, reference.stderr[-3000:]
+            finished[tuple(common)] = out
+        return finished[tuple(common)]
+
+    return run
+
+
 @pytest.mark.parametrize(
     ("strategy", "kill_at", "mode"),
     [
@@ -65,7 +82,7 @@ def weights(folder: Path) -> dict:
         ("vit", 4, "after_save"),  # a ViT saves its weights under legacy names: resume must still load them
     ],
 )
-def test_killed_run_resumes_to_identical_weights_and_metrics(strategy, kill_at, mode, tmp_path, request):
+def test_killed_run_resumes_to_identical_weights_and_metrics(strategy, kill_at, mode, tmp_path, request, uninterrupted):
     if strategy == "vit":  # real digit images, no random augmentation
         data = ["--config", "fashion_mnist_target", "--model_name_or_path", str(request.getfixturevalue("vit_init_dir")),
                 "--ignore_mismatched_sizes", "true", "--dataset_name", str(request.getfixturevalue("digit_folder")),
@@ -73,10 +90,7 @@ def test_killed_run_resumes_to_identical_weights_and_metrics(strategy, kill_at, 
     else:
         data = [*csv_recipe_args(request.getfixturevalue("fortunes_csv")["train"]), *STRATEGIES[strategy]]
     common = ["train", *data, *SHORT]
-    whole, killed = tmp_path / "uninterrupted", tmp_path / "killed"
-
-    reference = train([*CLI, *common, "--output_dir", str(whole)], sys.executable)
-    assert reference.returncode == 0, reference.stderr[-3000:]
+    whole, killed = uninterrupted(common), tmp_path / "killed"
 
     dying = train([str(FIXTURES / "train_until_killed.py"), str(kill_at), mode, *common[1:], "--output_dir",
                    str(killed)], sys.executable)  # fmt: skip
