@@ -69,7 +69,7 @@ def build_pipeline(head: str, seed: int = 42, C: float = 1.0):
         # lbfgs converges within 2,000 iterations on a few thousand standardised 384-768-d rows.
         "logreg": lambda: LogisticRegression(C=C, max_iter=2000, random_state=seed),
         "linear_svm": lambda: LinearSVC(C=C, max_iter=10000, random_state=seed),
-        "svm_rbf": lambda: SVC(C=C, kernel="rbf", gamma="scale", probability=False, random_state=seed),
+        "svm_rbf": lambda: SVC(C=C, kernel="rbf", gamma="scale", random_state=seed),
         "naive_bayes": lambda: GaussianNB(),
         "knn": lambda: KNeighborsClassifier(n_neighbors=5, weights="distance"),
     }[head]()
