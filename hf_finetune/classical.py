@@ -143,12 +143,12 @@ def weight_norm_shares(pipeline, blocks: list[dict]) -> list[float] | None:
 
 def run_classical(
     features, head: str, out: Path, *, cv: int = 5, grid_c: bool = False, seed: int = 42, overwrite: bool = False,
-    features_path: str | None = None,
+    features_path: str | None = None, extra: dict | None = None,
 ) -> dict:  # fmt: skip
     """Fit `head` on the train features (after k-fold CV), score validation/test, save pipeline + report in `out`.
 
     `features` is a features folder or a {split: FeatureSet} dict already in memory (`hf-finetune compare`).
-    Returns the report (also in `out/classical.json`, with `markdown`).
+    `extra` adds fields to the report. Returns the report (also in `out/classical.json`, with `markdown`).
     """
     from .features import load_features
     from .metrics import classification_scores, majority_baseline, per_class_report
@@ -217,6 +217,7 @@ def run_classical(
         "extract_seconds": meta.get("extract_seconds", {}),
         "trainable_params": head_parameter_count(pipeline),
         "contributions": contributions,
+        **(extra or {}),
     }
     report["markdown"] = format_report(report)
 
