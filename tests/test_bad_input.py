@@ -349,9 +349,8 @@ CASES = {
     ),
     "cv_folds of 1": Case(lambda x: text(x, "--cv_folds", "1"), "cv_folds must be 0 \\(off\\) or at least 2"),
     "compare: unknown method": Case(
-        lambda x: ["compare", "--config", "fortunes_topics", "--strategies", "full,features_forest", "--out",
-                   str(x.out)],  # fmt: skip
-        "unknown head 'forest'",
+        lambda x: ["compare", "--config", "fortunes_topics", "--strategies", "full,features_x", "--out", str(x.out)],
+        "unknown head 'x'",
     ),
     "compare: fraction above 1": Case(
         lambda x: ["compare", "--config", "fortunes_topics", "--fractions", "0.5,1.5", "--out", str(x.out)],
