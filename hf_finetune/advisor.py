@@ -1,0 +1,182 @@
+"""Which strategy to use for a data set: the classic 2x2 transfer advice, decided from measurements.
+
+The advice (Yosinski et al. 2014; the CS231n transfer-learning notes) crosses two questions:
+
+|                       | similar to the source           | dissimilar                             |
+|-----------------------|---------------------------------|----------------------------------------|
+| little data per class | linear_probe (train the head)   | freeze_bottom (keep general low layers)|
+| much data per class   | full, fine-tuning LR (~10x below a from-scratch LR) | full (or scratch when the features are useless) |
+
+Both questions are answered with numbers measured on frozen features (`transferability`), and every
+threshold is a named constant below, so the reasons printed to the user quote the measurement and
+the line it was compared with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import yaml
+
+# "Little data": fewer than this many training examples in the median class. A linear head on ~384
+# features per class is well determined with a few hundred examples; below ~100 a full fine-tune of
+# millions of weights overfits, which is where head-only training and freezing pay off.
+LITTLE_DATA_PER_CLASS = 100
+# "Similar": the cross-validated linear probe on frozen features closes at least this share of the
+# gap between chance and perfect accuracy, i.e. the checkpoint already separates the classes.
+SIMILAR_PROBE_GAIN = 0.6
+# A proxy A-distance this close to 2 means a linear classifier tells the data from the source sample
+# almost perfectly: the domains are disjoint. Then "similar" needs a clearly strong probe as well.
+DISJOINT_PAD = 1.9
+STRONG_PROBE_GAIN = 0.8
+# Below this probe gain the frozen features barely beat chance: with much data, random init is as good
+# a start (He et al. 2019, "Rethinking ImageNet Pre-training"), so scratch is recommended.
+USELESS_PROBE_GAIN = 0.25
+# Learning rates when the base recipe gives none (the strategies' own defaults agree).
+HEAD_LEARNING_RATE = 1e-3  # a new head on frozen features needs large steps
+FINETUNE_LEARNING_RATE = 2e-5  # BERT's fine-tuning rate, ~10x below from-scratch rates
+SCRATCH_LR_FACTOR = 10  # from-scratch training runs ~10x the fine-tuning rate
+
+
+@dataclass
+class Measurements:
+    """What `hf-finetune advise` measured: data size per class and how the frozen features fare."""
+
+    examples_per_class: dict[str, int]  # in the whole training split, not just the sample
+    sample_size: int  # examples the feature measures used
+    chance_accuracy: float  # majority class share in the sample
+    probe_accuracy: float  # cross-validated logistic regression on frozen features
+    knn_accuracy: float
+    logme: float
+    logme_shuffled: float  # LogME of the same features with permuted labels: the no-information level
+    pad: float | None = None  # proxy A-distance to the source reference sample, when one was given
+    num_blocks: int = 0  # transformer blocks of the checkpoint (for freeze_bottom's k)
+
+    @property
+    def median_per_class(self) -> float:
+        counts = sorted(self.examples_per_class.values())
+        mid = len(counts) // 2
+        return float(counts[mid]) if len(counts) % 2 else (counts[mid - 1] + counts[mid]) / 2
+
+    @property
+    def probe_gain(self) -> float:
+        """Share of the gap between chance and 100% the linear probe closes (0 = chance, 1 = perfect)."""
+        return (self.probe_accuracy - self.chance_accuracy) / max(1e-9, 1 - self.chance_accuracy)
+
+
+@dataclass
+class Recommendation:
+    quadrant: str  # e.g. "little data, similar domain"
+    strategy: str
+    hyperparameters: dict = field(default_factory=dict)  # recipe keys the advice sets
+    reasons: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def is_little_data(m: Measurements) -> tuple[bool, str]:
+    little = m.median_per_class < LITTLE_DATA_PER_CLASS
+    smallest = min(m.examples_per_class.values())
+    return little, (
+        f"{'little' if little else 'much'} data: median {m.median_per_class:.0f} training examples per class "
+        f"(smallest class {smallest}) {'<' if little else '>='} {LITTLE_DATA_PER_CLASS}"
+    )
+
+
+def is_similar(m: Measurements) -> tuple[bool, list[str]]:
+    gain = m.probe_gain
+    reasons = [
+        f"frozen features: cross-validated linear probe {m.probe_accuracy:.3f}, kNN {m.knn_accuracy:.3f}, "
+        f"chance {m.chance_accuracy:.3f} (n={m.sample_size}); the probe closes {gain:.0%} of the gap to 100% "
+        f"({'>=' if gain >= SIMILAR_PROBE_GAIN else '<'} {SIMILAR_PROBE_GAIN:.0%} for 'similar')",
+        f"LogME {m.logme:.3f} against {m.logme_shuffled:.3f} with shuffled labels "
+        f"({'the features carry label information' if m.logme > m.logme_shuffled else 'no more than noise'})",
+    ]
+    similar = gain >= SIMILAR_PROBE_GAIN and m.logme > m.logme_shuffled
+    if m.pad is not None:
+        disjoint = m.pad >= DISJOINT_PAD
+        reasons.append(
+            f"proxy A-distance to the source reference {m.pad:.2f} (0 = same domain, 2 = disjoint; "
+            f"{'>=' if disjoint else '<'} {DISJOINT_PAD})"
+        )
+        if disjoint and similar and gain < STRONG_PROBE_GAIN:
+            similar = False
+            reasons.append(
+                f"disjoint domains and a probe below {STRONG_PROBE_GAIN:.0%} of the gap: counted as dissimilar"
+            )
+    return similar, reasons
+
+
+def recommend(m: Measurements, base_learning_rate: float | None = None) -> Recommendation:
+    """The quadrant, the strategy with its hyper-parameters, and the reasons quoting `m`.
+
+    `base_learning_rate` is the fine-tuning rate of the recipe the advice starts from (its
+    `learning_rate`), if it has one; the recommendation scales from it.
+    """
+    little, data_reason = is_little_data(m)
+    similar, similarity_reasons = is_similar(m)
+    finetune_lr = base_learning_rate or FINETUNE_LEARNING_RATE
+    quadrant = f"{'little' if little else 'much'} data, {'similar' if similar else 'dissimilar'} domain"
+    reasons = [data_reason, *similarity_reasons]
+    if little and similar:
+        strategy, params = "linear_probe", {"learning_rate": HEAD_LEARNING_RATE}
+        reasons.append(
+            "the frozen features already separate the classes and there is too little data to move millions "
+            "of weights safely: train only the new head"
+        )
+    elif little:
+        k = max(0, m.num_blocks // 2)
+        strategy, params = "freeze_bottom", {"freeze_num_layers": k, "learning_rate": finetune_lr}
+        reasons.append(
+            f"the top blocks' features do not fit this data, but there is too little to retrain everything: "
+            f"freeze the embeddings and the lower {k} of {m.num_blocks} blocks (the most general features), "
+            "retrain the rest"
+        )
+    elif similar:
+        strategy, params = "full", {"learning_rate": finetune_lr}
+        reasons.append(
+            f"enough data to adapt every layer and features that are already close: full fine-tuning at a "
+            f"fine-tuning rate ({finetune_lr:g}, ~10x below a from-scratch rate) so the start is not destroyed"
+        )
+    elif m.probe_gain < USELESS_PROBE_GAIN:
+        strategy, params = "scratch", {"learning_rate": finetune_lr * SCRATCH_LR_FACTOR}
+        reasons.append(
+            f"the frozen features barely beat chance (probe gain {m.probe_gain:.0%} < {USELESS_PROBE_GAIN:.0%}) "
+            f"and there is enough data to learn from random init at a from-scratch rate ({finetune_lr * SCRATCH_LR_FACTOR:g})"
+        )
+    else:
+        strategy, params = "full", {"learning_rate": finetune_lr}
+        reasons.append(
+            "enough data to retrain every layer on a different domain; the pretrained weights are still a start "
+            "at least as good as random ones, so full fine-tuning rather than scratch"
+        )
+    return Recommendation(quadrant=quadrant, strategy=strategy, hyperparameters=params, reasons=reasons)
+
+
+def recipe_values(base: dict, recommendation: Recommendation) -> dict:
+    """The base recipe with the recommended strategy and hyper-parameters (a fresh output folder)."""
+    values = {k: v for k, v in base.items() if k not in ("output_dir", "strategy")}
+    values["strategy"] = recommendation.strategy
+    values.update(recommendation.hyperparameters)
+    return values
+
+
+def write_recipe(path: Path, values: dict, recommendation: Recommendation) -> None:
+    """A flat recipe whose header comments say why, runnable with `hf-finetune train --config path`.
+
+    The values are validated as a run configuration first, so a recipe that would not run is never written.
+    """
+    from .config import config_from_dict
+
+    config_from_dict(dict(values), recipe=str(path))
+    header = [
+        f"# Recommended by `hf-finetune advise`: {recommendation.quadrant} -> {recommendation.strategy}.",
+        *(f"#   - {reason}" for reason in recommendation.reasons),
+        f"#   hf-finetune train --config {path}",
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("\n".join(header) + "\n" + yaml.safe_dump(values, sort_keys=False), encoding="utf-8")
+    tmp.replace(path)
