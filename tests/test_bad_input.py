@@ -322,6 +322,33 @@ CASES = {
     "merge of a missing folder": Case(
         lambda x: ["merge", "--model", str(x.tmp / "nope"), "--out", str(x.out)], "model folder .* does not exist"
     ),
+    # --- advise ---
+    "advise on too small a sample": Case(
+        lambda x: [
+            "advise",
+            "--model",
+            str(x.minilm),
+            "--data",
+            str(x.csv),
+            "--sample",
+            "5",
+            "--out",
+            str(x.out / "r.yaml"),
+        ],  # fmt: skip
+        "--sample must be at least 20",
+    ),
+    "advise without data": Case(
+        lambda x: ["advise", "--model", str(x.minilm), "--out", str(x.out / "r.yaml")],
+        "advise needs a checkpoint and data",
+    ),
+    "advise into a non-YAML file": Case(
+        lambda x: ["advise", "--model", str(x.minilm), "--data", str(x.csv), "--out", str(x.out / "r.txt")],
+        "--out must be a .yaml file",
+    ),
+    "advise on a missing column": Case(
+        lambda x: ["advise", "--model", str(x.minilm), "--data", str(x.csv), "--out", str(x.out / "r.yaml")],
+        "column 'text' not found",
+    ),
     # --- Hub ---
     "malformed Hub repo id to push to": Case(
         lambda x: ["push", "--model", str(x.tmp / "run"), "--repo-id", "me/my model"],
