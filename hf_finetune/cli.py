@@ -19,6 +19,8 @@ COMMANDS = {
     "pretrain": "pretrain the offline ViT on the Fashion-MNIST source classes (reused once finished)",
     "evaluate": "score a trained model on a labelled file",
     "predict": "label texts from a file or the command line (CSV or JSONL out)",
+    "features": "cache the pooled features of a frozen backbone (or two): hf-finetune features --model M --data D --out F",
+    "classical": "fit a scikit-learn head on cached features: hf-finetune classical --features F --head logreg --out DIR",
     "merge": "merge PEFT adapters into their base model: hf-finetune merge --model DIR --out DIR2",
     "push": "push a finished run to the Hugging Face Hub: hf-finetune push --model DIR --repo-id user/name",
     "advise": "measure a checkpoint on your data and recommend a strategy: hf-finetune advise --model M --data D",
@@ -103,7 +105,7 @@ def evaluate_main(argv: list[str]) -> int:
 
 
 def predict_main(argv: list[str]) -> int:
-    from .inference import check_prediction_output, load_pipeline, predict_texts, read_inputs, write_predictions
+    from .inference import check_prediction_output, read_inputs, write_predictions
 
     parser = _inference_parser("predict")
     source = parser.add_mutually_exclusive_group(required=True)
@@ -111,14 +113,17 @@ def predict_main(argv: list[str]) -> int:
     source.add_argument("--text", action="append", help="A text to label (repeatable).")
     parser.add_argument("--output", help="Write predictions here (.csv or .jsonl). Default: JSONL on stdout.")
     parser.add_argument("--batch_size", "--batch-size", type=int, default=32)
+    parser.add_argument(
+        "--trust-model", "--trust_model", dest="trust_model", action="store_true",
+        help="Classical model folders: load a model.skops that names types outside skops' trusted set.",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     check_prediction_output(args.output)
     if args.input:
         texts, pairs, _ = read_inputs(args.input, args.text_column, args.text_pair_column)
     else:
         texts, pairs = args.text, None
-    classifier = load_pipeline(args.model, batch_size=args.batch_size)
-    predictions = predict_texts(classifier, texts, pairs)
+    predictions = _predict(args, texts, pairs)
     rows = [
         {"text": t, **({"text_pair": pairs[i]} if pairs else {}), **p}
         for i, (t, p) in enumerate(zip(texts, predictions, strict=True))
@@ -127,6 +132,101 @@ def predict_main(argv: list[str]) -> int:
     if args.output:
         print(f"wrote {len(rows)} predictions to {args.output}", file=sys.stderr)
     return EXIT_OK
+
+
+def config_with_command_flags(parser: argparse.ArgumentParser, argv: list[str]):
+    """(command flags, run config): the command's own flags, then every train option (`--config RECIPE`,
+    `--text_column`, `--max_train_samples`, ...) through the same parser as `hf-finetune train`.
+    `args.models` is the list of `--model` values (repeated or comma-separated)."""
+    from .config import parse_config
+    from .features import parse_models
+
+    args, rest = parser.parse_known_args(argv)
+    models = args.models = parse_models(getattr(args, "model", None))
+    if getattr(args, "data", None):
+        data_flag = "--train_file" if Path(args.data).expanduser().is_file() else "--dataset_name"
+        rest = [*rest, data_flag, args.data]
+    if models:
+        rest = [*rest, "--model_name_or_path", models[0]]
+    elif "--config" not in rest and not any(a.startswith("--config=") for a in rest):
+        raise UserError(f"pass --model (or a recipe with --config). Run `{parser.prog} --help` for usage")
+    return args, parse_config(rest, prog=parser.prog)
+
+
+def features_main(argv: list[str]) -> int:
+    from .features import POOLINGS, features_for_config
+
+    parser = _Parser(
+        prog="hf-finetune features",
+        description=COMMANDS["features"] + ". Any `hf-finetune train` option (--config RECIPE, --text_column, "
+        "--image_column, --label_column, --max_train_samples, ...) selects the data, exactly as for training.",
+        allow_abbrev=False,
+    )
+    parser.add_argument(
+        "--model", action="append", help="Backbone checkpoint; give it twice (or A,B) to concatenate two backbones."
+    )
+    parser.add_argument("--data", help="Data: a file (train_file), a folder, a Hub id or packaged:NAME (dataset_name).")
+    parser.add_argument("--out", required=True, help="Folder for the cache (<split>.safetensors + features.json).")
+    parser.add_argument("--pooling", choices=POOLINGS, default="cls", help="cls token, or mean over real tokens.")
+    parser.add_argument("--batch_size", "--batch-size", type=int, default=64)
+    parser.add_argument("--overwrite", action="store_true", help="Replace a cache made from another request.")
+    if any(a in ("-h", "--help") for a in argv):
+        parser.print_help()
+        return EXIT_OK
+    args, cfg = config_with_command_flags(parser, argv)
+    from .training import setup_logging
+
+    setup_logging(is_main=True)
+    models = args.models or [cfg.model.model_name_or_path]
+    sets, reused = features_for_config(
+        cfg, models, args.out, pooling=args.pooling, batch_size=args.batch_size, overwrite=args.overwrite
+    )
+    shapes = ", ".join(f"{split} {fs.features.shape[0]}x{fs.features.shape[1]}" for split, fs in sets.items())
+    print(f"{'reused' if reused else 'wrote'} features in {args.out}: {shapes}")
+    return EXIT_OK
+
+
+def classical_main(argv: list[str]) -> int:
+    from .classical import HEADS, run_classical
+
+    parser = _Parser(prog="hf-finetune classical", description=COMMANDS["classical"], allow_abbrev=False)
+    parser.add_argument("--features", required=True, help="Folder written by `hf-finetune features`.")
+    parser.add_argument("--head", required=True, help=f"One of: {', '.join(HEADS)}.")
+    parser.add_argument("--cv", type=int, default=5, help="Stratified folds on the train split (0: no CV).")
+    parser.add_argument(
+        "--grid-C", "--grid_C", "--grid-c", dest="grid_c", action="store_true",
+        help="Choose C by grid search (GridSearchCV over the folds, macro F1); logreg and SVMs only.",
+    )  # fmt: skip
+    parser.add_argument("--seed", type=int, default=42, help="Seed of the folds (and of the solvers).")
+    parser.add_argument("--out", required=True, help="Folder for the fitted pipeline and the report.")
+    parser.add_argument("--overwrite", action="store_true", help="Replace a finished classical run in --out.")
+    args = parser.parse_args(argv)
+    from .training import setup_logging
+
+    setup_logging(is_main=True)
+    report = run_classical(
+        args.features, args.head, Path(args.out), cv=args.cv, grid_c=args.grid_c, seed=args.seed,
+        overwrite=args.overwrite,
+    )  # fmt: skip
+    print(report["markdown"])
+    print(f"model saved to {args.out}; predict with: hf-finetune predict --model {args.out} --text ...")
+    return EXIT_OK
+
+
+def _predict(args, texts: list[str], pairs: list[str] | None) -> list[dict]:
+    """A fine-tuned model through `transformers.pipeline`; a classical model folder (`hf-finetune classical`)
+    through its backbone(s) and scikit-learn pipeline."""
+    from .classical import ClassicalPredictor, is_classical_folder
+    from .inference import load_pipeline, predict_texts
+
+    if is_classical_folder(args.model):
+        if pairs:
+            raise UserError("a classical model reads one text per row; drop --text_pair_column")
+        predictor = ClassicalPredictor(args.model, trust=args.trust_model, batch_size=args.batch_size)
+        if predictor.info.get("modality") != "text":
+            raise UserError(f"{args.model} is an image model and `predict` reads text; use ClassicalPredictor.predict")
+        return predictor.predict(texts)
+    return predict_texts(load_pipeline(args.model, batch_size=args.batch_size), texts, pairs)
 
 
 def merge_main(argv: list[str]) -> int:
@@ -307,6 +407,10 @@ def dispatch(argv: list[str]) -> int:
         return predict_main(rest)
     if command == "merge":
         return merge_main(rest)
+    if command == "features":
+        return features_main(rest)
+    if command == "classical":
+        return classical_main(rest)
     if command == "push":
         return push_main(rest)
     if command == "advise":
