@@ -250,24 +250,14 @@ def stratified_sample(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
     return np.sort(kept)
 
 
-def _input_column(task) -> str:
-    return task.input_columns()[0][1]
-
-
 def _load_train(values: dict):
-    """The training split as `hf-finetune train` would see it (validation held out, max_train_samples applied)."""
+    """The recipe's config and training split as `hf-finetune train` would see them (validation held out,
+    max_train_samples applied)."""
     from .config import config_from_dict
-    from .tasks import TASKS
+    from .features import load_config_data
 
     cfg = config_from_dict(dict(values))
-    if cfg.data.multi_label or cfg.run.task not in ("text_classification", "image_classification"):
-        raise UserError(
-            f"advise handles single-label text or image classification, not {cfg.run.task} with these settings"
-        )
-    task = TASKS.get(cfg.run.task)(cfg)
-    task.check_model_inputs()
-    data = task.load_data()
-    return cfg, task, data
+    return cfg, load_config_data(cfg)
 
 
 def measure(
@@ -284,12 +274,12 @@ def measure(
 
     from transformers import AutoConfig
 
-    from .features import load_backbone
+    from .features import input_column, load_backbone
     from .modeling import resolve_checkpoint
     from .transferability import chance_accuracy, knn_accuracy, linear_probe_accuracy, logme, proxy_a_distance
 
     seconds, start = {}, time.perf_counter()
-    cfg, task, data = _load_train(values)
+    cfg, data = _load_train(values)
     train = data.splits["train"]
     labels = np.asarray(train[cfg.data.label_column])
     counts = np.bincount(labels, minlength=len(data.label_names))
@@ -303,14 +293,14 @@ def measure(
     checkpoint = resolve_checkpoint(cfg.model.model_name_or_path)
     backbone = load_backbone(checkpoint, revision=cfg.model.revision, trust_remote_code=cfg.model.trust_remote_code,
                              allow_pickle=cfg.model.allow_pickle)  # fmt: skip
-    features = _features(backbone, train.select(chosen), _input_column(task), cfg, pooling, progress)
+    features = _features(backbone, train.select(chosen), input_column(cfg), cfg, pooling, progress)
     reference_features = None
     if reference is not None:
         ref_values = {**values, **data_values(reference), "max_train_samples": None}
-        ref_cfg, ref_task, ref_data = _load_train(ref_values)
+        ref_cfg, ref_data = _load_train(ref_values)
         ref_train = ref_data.splits["train"]
         ref_rows = np.random.default_rng(seed).permutation(len(ref_train))[: len(chosen)]
-        reference_features = _features(backbone, ref_train.select(np.sort(ref_rows)), _input_column(ref_task),
+        reference_features = _features(backbone, ref_train.select(np.sort(ref_rows)), input_column(ref_cfg),
                                        ref_cfg, pooling, progress)  # fmt: skip
     seconds["features"] = time.perf_counter() - start
 
