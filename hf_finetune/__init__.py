@@ -56,4 +56,9 @@ def train(config=None, **overrides):
     else:
         values = dict(config or {})
     values.update(overrides)
-    return run(config_from_dict(values, recipe=str(recipe_path) if recipe_path else None))
+    cfg = config_from_dict(values, recipe=str(recipe_path) if recipe_path else None)
+    if cfg.run.cv_folds:  # k-fold cross-validation: a `cross_validation.CVResult` (folds, mean and std)
+        from .cross_validation import run_cv
+
+        return run_cv(cfg)
+    return run(cfg)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .cross_validation import stratified_folds
 from .errors import UserError, first_line
 from .features import FeatureSet
 
@@ -41,6 +42,17 @@ HEADS = {
     "knn": "standardise + 5 nearest neighbours (distance-weighted)",
 }
 C_HEADS = ("logreg", "linear_svm", "svm_rbf")
+# `features_svm` in `hf-finetune compare`: the linear SVM of the classic frozen-features papers (DeCAF, CNN features
+# off-the-shelf); the kernel SVM is `svm_rbf`.
+ALIASES = {"svm": "linear_svm", "nb": "naive_bayes", "lr": "logreg"}
+
+
+def head_name(name: str) -> str:
+    """The head a name means (aliases resolved); an unknown name is an error listing the heads."""
+    name = ALIASES.get(name, name)
+    if name not in HEADS:
+        raise UserError(f"unknown head '{name}'; heads: {', '.join(HEADS)} (aliases: {', '.join(ALIASES)})")
+    return name
 
 
 def build_pipeline(head: str, seed: int = 42, C: float = 1.0):
@@ -52,8 +64,7 @@ def build_pipeline(head: str, seed: int = 42, C: float = 1.0):
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVC, LinearSVC
 
-    if head not in HEADS:
-        raise UserError(f"unknown head '{head}'; heads: {', '.join(HEADS)}")
+    head = head_name(head)
     classifier = {
         # lbfgs converges within 2,000 iterations on a few thousand standardised 384-768-d rows.
         "logreg": lambda: LogisticRegression(C=C, max_iter=2000, random_state=seed),
@@ -74,22 +85,12 @@ def head_parameter_count(pipeline) -> int:
     return int(sum(np.size(getattr(clf, n)) for n in names if hasattr(clf, n)))
 
 
-def _folds(labels: np.ndarray, cv: int, seed: int):
-    from sklearn.model_selection import StratifiedKFold
-
-    counts = np.bincount(labels)
-    smallest = int(counts[counts > 0].min()) if counts.any() else 0
-    if cv > smallest:
-        raise UserError(f"--cv {cv} needs at least {cv} training examples of every class; the rarest has {smallest}")
-    return StratifiedKFold(n_splits=cv, shuffle=True, random_state=seed)
-
-
 def cross_validate_head(pipeline, train: FeatureSet, cv: int, seed: int, grid_c: bool) -> tuple[object, dict]:
     """(pipeline with the chosen C, CV summary): mean/std of accuracy and macro F1 over stratified folds."""
     from sklearn.model_selection import GridSearchCV, cross_validate
 
     scoring = {"accuracy": "accuracy", "macro_f1": "f1_macro"}
-    folds = _folds(train.labels, cv, seed)
+    folds = stratified_folds(train.labels, cv, seed)
     if grid_c:
         search = GridSearchCV(pipeline, {"clf__C": list(C_GRID)}, scoring=scoring, refit="macro_f1", cv=folds)
         search.fit(train.features, train.labels)
@@ -153,8 +154,7 @@ def run_classical(
     from .metrics import classification_scores, majority_baseline, per_class_report
     from .outputs import check_output_dir, check_writable, mark_complete, prepare_output_dir, write_json
 
-    if head not in HEADS:
-        raise UserError(f"unknown head '{head}'; heads: {', '.join(HEADS)}")
+    head = head_name(head)
     if cv == 1 or cv < 0:
         raise UserError(f"--cv must be 0 (no cross-validation) or at least 2, got {cv}")
     if grid_c and head not in C_HEADS:

@@ -21,6 +21,7 @@ COMMANDS = {
     "predict": "label texts from a file or the command line (CSV or JSONL out)",
     "features": "cache the pooled features of a frozen backbone (or two): hf-finetune features --model M --data D --out F",
     "classical": "fit a scikit-learn head on cached features: hf-finetune classical --features F --head logreg --out DIR",
+    "compare": "transfer methods side by side on one recipe's splits: hf-finetune compare --config R --strategies ...",
     "merge": "merge PEFT adapters into their base model: hf-finetune merge --model DIR --out DIR2",
     "push": "push a finished run to the Hugging Face Hub: hf-finetune push --model DIR --repo-id user/name",
     "advise": "measure a checkpoint on your data and recommend a strategy: hf-finetune advise --model M --data D",
@@ -39,7 +40,13 @@ def train_main(argv: list[str], task: str | None = None, prog: str = "hf-finetun
 
         ConfigParser(prog=prog).print_help()
         return EXIT_OK
-    run(parse_config(argv, task=task, prog=prog))
+    cfg = parse_config(argv, task=task, prog=prog)
+    if cfg.run.cv_folds:
+        from .cross_validation import run_cv
+
+        run_cv(cfg)
+    else:
+        run(cfg)
     return EXIT_OK
 
 
@@ -229,6 +236,45 @@ def _predict(args, texts: list[str], pairs: list[str] | None) -> list[dict]:
     return predict_texts(load_pipeline(args.model, batch_size=args.batch_size), texts, pairs)
 
 
+def compare_main(argv: list[str]) -> int:
+    from .compare import DEFAULT_METHODS, Comparison, markdown_table, parse_list
+    from .features import POOLINGS
+
+    parser = _Parser(
+        prog="hf-finetune compare",
+        description=COMMANDS["compare"] + ". Any other `hf-finetune train` option (--max_train_samples, "
+        "--num_train_epochs, --model_name_or_path, ...) applies to every method.",
+        allow_abbrev=False,
+    )
+    parser.add_argument("--config", required=True, help="Recipe name or YAML path: data, checkpoint, settings.")
+    parser.add_argument(
+        "--strategies", "--methods", default=DEFAULT_METHODS,
+        help="Comma-separated methods: strategies (full, linear_probe, lora, freeze_bottom+llrd, ...) and "
+        "features_<head> (features_logreg, features_svm, features_svm_rbf, features_naive_bayes, features_knn).",
+    )  # fmt: skip
+    parser.add_argument("--fractions", default="1.0", help="Shares of the train split, e.g. 0.1,0.3,1.0.")
+    parser.add_argument("--seeds", default="42", help="Training seeds, e.g. 42,43,44.")
+    parser.add_argument("--pooling", choices=POOLINGS, default="cls", help="Pooling of the features_* methods.")
+    parser.add_argument("--out", help="Output folder. Default: outputs/compare-<recipe>.")
+    if any(a in ("-h", "--help") for a in argv):
+        parser.print_help()
+        return EXIT_OK
+    args, overrides = parser.parse_known_args(argv)
+    from .training import setup_logging
+
+    setup_logging(is_main=True)
+    comparison = Comparison(
+        args.config, overrides, parse_list(args.strategies, str, "strategies"),
+        parse_list(args.fractions, float, "fractions"), parse_list(args.seeds, int, "seeds"),
+        Path(args.out) if args.out else None, pooling=args.pooling,
+    )  # fmt: skip
+    rows = comparison.run()
+    print()
+    print(markdown_table(rows))
+    print(f"\nrows in {comparison.out / 'compare.json'}")
+    return EXIT_OK
+
+
 def merge_main(argv: list[str]) -> int:
     from .adapters import merge_adapter_folder
 
@@ -407,6 +453,8 @@ def dispatch(argv: list[str]) -> int:
         return predict_main(rest)
     if command == "merge":
         return merge_main(rest)
+    if command == "compare":
+        return compare_main(rest)
     if command == "features":
         return features_main(rest)
     if command == "classical":

@@ -52,6 +52,15 @@ class RunArguments:
         default=None,
         metadata={"help": "Stop after this many evaluations without improvement of `metric_for_best_model`."},
     )
+    cv_folds: int = field(
+        default=0,
+        metadata={
+            "help": "k >= 2: k-fold cross-validation instead of one run. The train split is cut into k stratified "
+            "folds (seeded); fold i trains a fresh model on the other folds, validates on fold i and is tested on the "
+            "test split, in output_dir/fold-<i> with training seed `seed + i`. Mean and std go to "
+            "output_dir/cv_metrics.json. Finished folds are skipped on a rerun. 0: off."
+        },
+    )
     resume: str = field(
         default="auto",
         metadata={
@@ -506,6 +515,8 @@ def finalize(cfg: RunConfig, task: str | None) -> None:
         raise UserError("no checkpoint given: set model_name_or_path in the recipe or pass --model_name_or_path")
     if not (cfg.data.dataset_name or cfg.data.train_file):
         raise UserError("no training data given: set dataset_name or train_file in the recipe or on the command line")
+    if cfg.run.cv_folds == 1 or cfg.run.cv_folds < 0:
+        raise UserError(f"cv_folds must be 0 (off) or at least 2, got {cfg.run.cv_folds}")
     if not 0 < cfg.data.validation_size < 1:
         raise UserError(f"validation_size must be between 0 and 1 (a share of train), got {cfg.data.validation_size}")
     for name in ("per_device_train_batch_size", "per_device_eval_batch_size"):

@@ -82,7 +82,9 @@ def setup_logging(is_main: bool) -> None:
     datasets.utils.logging.set_verbosity_warning()
 
 
-def run(cfg: RunConfig) -> RunResult:
+def run(cfg: RunConfig, data=None) -> RunResult:
+    """Train, evaluate and write the output folder. `data` (a `LabelledData`) replaces the task's own loading:
+    cross-validation folds and `hf-finetune compare` pass the splits they made, so every run sees the same ones."""
     from transformers import EarlyStoppingCallback, set_seed
 
     push = push_settings(cfg)  # repo id, token, privacy: checked before any work
@@ -99,7 +101,7 @@ def run(cfg: RunConfig) -> RunResult:
     checkpoint = plan_resume(cfg, out)
     strategies = [cls(cfg) for cls in resolve_strategies(cfg.strategy.strategy_names)]
     task.check_model_inputs()
-    data = task.load_data()
+    data = task.load_data() if data is None else data
     sizes = {split: len(ds) for split, ds in data.splits.items()}
     logger.info("data %s: %s; %d labels: %s", data.source, sizes, len(data.label_names), ", ".join(data.label_names))
     processor = task.load_processor()
