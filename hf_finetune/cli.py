@@ -256,6 +256,12 @@ def compare_main(argv: list[str]) -> int:
     parser.add_argument("--seeds", default="42", help="Training seeds, e.g. 42,43,44.")
     parser.add_argument("--pooling", choices=POOLINGS, default="cls", help="Pooling of the features_* methods.")
     parser.add_argument("--out", help="Output folder. Default: outputs/compare-<recipe>.")
+    parser.add_argument(
+        "--report", action=argparse.BooleanOptionalAction, default=True,
+        help="Write the transfer report (report/report.md, .html, learning-curve PNGs; start, slope, asymptote "
+        "and negative transfer against scratch) after the runs (default: on; --no-report skips it).",
+    )  # fmt: skip
+    parser.add_argument("--metric", choices=("accuracy", "macro_f1"), default="accuracy", help="The report's metric.")
     if any(a in ("-h", "--help") for a in argv):
         parser.print_help()
         return EXIT_OK
@@ -272,6 +278,13 @@ def compare_main(argv: list[str]) -> int:
     print()
     print(markdown_table(rows))
     print(f"\nrows in {comparison.out / 'compare.json'}")
+    if args.report:
+        from .transfer_report import write_report
+
+        report = write_report(
+            comparison.out, rows, metric=args.metric, title=f"Transfer report: {comparison.recipe_path.stem}"
+        )
+        print(f"transfer report: {report / 'report.md'} and {report / 'report.html'}")
     return EXIT_OK
 
 

@@ -87,7 +87,7 @@ def summarise(rows: list[dict], metric: str = "accuracy") -> list[dict]:
         entry["test"] = _mean_std([r.get(metric) for r in runs])
         for key in ("start", "slope", "asymptote"):
             entry[key] = _mean_std([c[key] for c in curves])
-        entry["seconds"] = _mean_std([r.get("train_seconds") for r in runs])
+        entry["seconds"] = _mean_std([r.get("train_time_s") for r in runs])
         entry["trainable"] = int(np.median([r.get("trainable_params") or 0 for r in runs]))
         table.append(entry)
     scratch = {e["fraction"]: e for e in table if e["method"] == BASELINE}
@@ -251,7 +251,7 @@ def write_report(compare_dir: Path, rows: list[dict] | None = None, metric: str 
     compare_dir = Path(compare_dir)
     if rows is None:
         rows = json.loads((compare_dir / "compare.json").read_text(encoding="utf-8"))
-        rows = rows["runs"] if isinstance(rows, dict) else rows
+        rows = rows["rows"] if isinstance(rows, dict) else rows
     out = compare_dir / REPORT_DIR
     out.mkdir(parents=True, exist_ok=True)
     table = summarise(rows, metric)

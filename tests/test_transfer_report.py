@@ -20,7 +20,7 @@ def fake_run(folder, method, fraction, seed, test_accuracy, curve):
     history.insert(0, {"step": 1, "loss": 1.5})  # training-loss entries are ignored
     (out / "trainer_state.json").write_text(json.dumps({"log_history": history}))
     return {"method": method, "fraction": fraction, "seed": seed, "accuracy": test_accuracy, "macro_f1": test_accuracy,
-            "train_seconds": 10.0 + seed, "trainable_params": 1000 if method == "linear_probe" else 50000,
+            "train_time_s": 10.0 + seed, "trainable_params": 1000 if method == "linear_probe" else 50000,
             "output_dir": str(out)}  # fmt: skip
 
 
@@ -59,7 +59,7 @@ def test_negative_transfer_is_flagged_only_where_transfer_loses(constructed):
 
 def test_report_has_every_column_and_plot(constructed):
     folder, rows = constructed
-    (folder / "compare.json").write_text(json.dumps(rows))
+    (folder / "compare.json").write_text(json.dumps({"rows": rows}))  # compare.json's layout
     out = write_report(folder)
     for name in ("report.md", "report.html", "learning_curves.png", "fraction_curve.png", "report.json"):
         assert (out / name).stat().st_size > 0, name
@@ -71,3 +71,31 @@ def test_report_has_every_column_and_plot(constructed):
     assert "![Learning curves" in markdown and "(learning_curves.png)" in markdown
     page = (out / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 2 and 'class="neg"' in page  # self-contained, flag visible
+
+
+@pytest.mark.slow
+def test_compare_writes_the_report_end_to_end(tmp_path, pretrained_vit, capsys):
+    """`hf-finetune compare` on real digit images with the pretrained ViT: runs, rows, then the report."""
+    from conftest import run_cli
+
+    out = tmp_path / "cmp"
+    argv = ["compare", "--config", "fashion_mnist_target", "--model_name_or_path", str(pretrained_vit),
+            "--dataset_name", "packaged:digits", "--strategies", "scratch,linear_probe,full", "--fractions", "0.5,1",
+            "--seeds", "1", "--max_train_samples", "240", "--max_eval_samples", "200", "--num_train_epochs", "2",
+            "--out", str(out)]  # fmt: skip
+    code, stdout, err = run_cli(argv, capsys)
+    assert code == 0, err
+    report = out / "report"
+    assert f"transfer report: {report / 'report.md'}" in stdout
+    for name in ("report.md", "report.html", "learning_curves.png", "fraction_curve.png"):
+        assert (report / name).stat().st_size > 0, name
+    table = json.loads((report / "report.json").read_text())["table"]
+    assert {(e["method"], e["fraction"]) for e in table} == {(m, f) for m in ("scratch", "linear_probe", "full")
+                                                             for f in (0.5, 1.0)}  # fmt: skip
+    for e in table:  # every measure came from the run's own trainer_state.json and metrics
+        assert all(not math.isnan(e[k][0]) for k in ("test", "start", "slope", "asymptote", "seconds")), e
+        assert e["trainable"] > 0
+        assert (e["negative_transfer"] is None) == (e["method"] == "scratch")
+    linear_probe = next(e for e in table if e["method"] == "linear_probe")
+    full = next(e for e in table if e["method"] == "full")
+    assert linear_probe["trainable"] < full["trainable"]
