@@ -164,16 +164,16 @@ STRATEGY_PREFIXES = ("freeze_", "lora_", "llrd_", "l2sp_", "gradual_unfreeze_", 
 
 
 def tuned_recipe(base_name: str | None, strategy: str) -> tuple[str, dict] | None:
-    """The shipped recipe `<base>_<strategy>` (e.g. `fortunes_topics_linear_probe`), if there is one.
+    """The recipe `<base>_<strategy>` beside the base one (e.g. `fortunes_topics_linear_probe`), if any:
+    the one `hf-finetune compare` runs for that strategy.
 
     Those recipes hold hyper-parameters measured for that strategy on that data (MiniLM's linear
     probe needs LR 2e-2, where 1e-3 reaches only 0.361), which beat any generic rule.
     """
-    from .config import list_recipes, load_recipe
+    from .compare import tuned_recipe_path
+    from .config import load_recipe, resolve_recipe_path
 
-    if not base_name:
-        return None
-    path = list_recipes().get(f"{Path(base_name).stem}_{strategy}")
+    path = tuned_recipe_path(resolve_recipe_path(base_name), strategy) if base_name else None
     return (path.stem, load_recipe(path)) if path is not None else None
 
 

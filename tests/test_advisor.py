@@ -75,3 +75,14 @@ def test_a_recipe_that_would_not_run_is_not_written(tmp_path):
     with pytest.raises(UserError, match="no checkpoint"):
         write_recipe(path, recipe_values({"task": "text_classification", "dataset_name": "x"}, advice), advice)
     assert not path.exists()
+
+
+def test_a_tuned_recipe_beside_the_base_supplies_the_strategys_hyper_parameters(tmp_path):
+    """`fortunes_topics_linear_probe` (the recipe compare runs for linear_probe) wins over the generic head LR."""
+    base = load_recipe(resolve_recipe_path("fortunes_topics"))
+    advice = recommend(measured(LITTLE, 0.95))
+    values = recipe_values(base, advice, base_name="fortunes_topics")
+    tuned = load_recipe(resolve_recipe_path("fortunes_topics_linear_probe"))
+    assert values["learning_rate"] == tuned["learning_rate"] != 1e-3
+    assert values["num_train_epochs"] == tuned["num_train_epochs"]
+    assert "fortunes_topics_linear_probe" in advice.reasons[-1]
