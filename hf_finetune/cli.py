@@ -262,10 +262,13 @@ def compare_main(argv: list[str]) -> int:
         "and negative transfer against scratch) after the runs (default: on; --no-report skips it).",
     )  # fmt: skip
     parser.add_argument("--metric", choices=("accuracy", "macro_f1"), default="accuracy", help="The report's metric.")
+    parser.add_argument("--advice", help="The .json `hf-finetune advise` wrote: the report checks its strategy.")
     if any(a in ("-h", "--help") for a in argv):
         parser.print_help()
         return EXIT_OK
     args, overrides = parser.parse_known_args(argv)
+    if args.advice and not Path(args.advice).is_file():
+        raise UserError(f"--advice {args.advice} does not exist: pass the .json that `hf-finetune advise` wrote")
     from .training import setup_logging
 
     setup_logging(is_main=True)
@@ -282,7 +285,11 @@ def compare_main(argv: list[str]) -> int:
         from .transfer_report import write_report
 
         report = write_report(
-            comparison.out, rows, metric=args.metric, title=f"Transfer report: {comparison.recipe_path.stem}"
+            comparison.out,
+            rows,
+            metric=args.metric,
+            title=f"Transfer report: {comparison.recipe_path.stem}",
+            advice=args.advice,
         )
         print(f"transfer report: {report / 'report.md'} and {report / 'report.html'}")
     return EXIT_OK

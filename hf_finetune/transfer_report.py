@@ -110,6 +110,31 @@ def best_per_fraction(table: list[dict]) -> dict[float, tuple[str, float]]:
     return best
 
 
+# The advisor agrees with a comparison when its strategy lands within this many points of the best one.
+AGREEMENT_POINTS = 1.0
+
+
+def advisor_check(table: list[dict], strategy: str) -> dict | None:
+    """The advised strategy against the best measured one at the largest data fraction (the advised data)."""
+    fraction = max((e["fraction"] for e in table), default=None)
+    best = best_per_fraction(table).get(fraction)
+    advised = next((e for e in table if e["fraction"] == fraction and e["method"] == strategy), None)
+    if best is None or advised is None:
+        return None
+    gap = 100 * (best[1] - advised["test"][0])
+    return {"fraction": fraction, "advised": strategy, "advised_score": advised["test"][0], "best": best[0],
+            "best_score": best[1], "gap_points": gap, "agrees": gap <= AGREEMENT_POINTS}  # fmt: skip
+
+
+def _advisor_line(check: dict) -> str:
+    verdict = "within" if check["agrees"] else "NOT within"
+    return (
+        f"`hf-finetune advise` recommended {check['advised']} ({check['advised_score']:.3f} at fraction "
+        f"{check['fraction']:g}); the best measured is {check['best']} ({check['best_score']:.3f}): "
+        f"{check['gap_points']:.1f} points behind, {verdict} {AGREEMENT_POINTS:g} point."
+    )
+
+
 def _cell(entry: dict, key: str) -> str:
     value = entry.get(key)
     if key in ("method", "seeds"):
@@ -188,7 +213,7 @@ def save_fraction_curve_png(table: list[dict], metric: str, path: Path) -> None:
     plt.close(fig)
 
 
-def _markdown(table: list[dict], metric: str, title: str, images: dict[str, str]) -> str:
+def _markdown(table: list[dict], metric: str, title: str, images: dict[str, str], check: dict | None) -> str:
     headers = [h.format(metric=metric) for _, h in COLUMNS]
     lines = [f"# {title}", "", _explanation(metric), "", "| " + " | ".join(headers) + " |"]
     lines.append("|" + "|".join("---" if k in ("method", "negative_transfer") else "---:" for k, _ in COLUMNS) + "|")
@@ -202,6 +227,8 @@ def _markdown(table: list[dict], metric: str, title: str, images: dict[str, str]
     ] or ["None: every transferred model scored at least as well as scratch."]
     lines += ["", "## Best strategy per data fraction", ""]
     lines += [f"- fraction {f:g}: **{m}** ({v:.3f})" for f, (m, v) in sorted(best_per_fraction(table).items())]
+    if check is not None:
+        lines += ["", "## Advisor check", "", _advisor_line(check)]
     for caption, name in images.items():
         lines += ["", f"## {caption}", "", f"![{caption}]({name})"]
     return "\n".join(lines) + "\n"
@@ -216,7 +243,7 @@ def _explanation(metric: str) -> str:
     )
 
 
-def _html(table: list[dict], metric: str, title: str, images: dict[str, Path]) -> str:
+def _html(table: list[dict], metric: str, title: str, images: dict[str, Path], check: dict | None) -> str:
     esc = html.escape
     head = "".join(f"<th>{esc(h.format(metric=metric))}</th>" for _, h in COLUMNS)
     body = "".join(
@@ -241,13 +268,18 @@ def _html(table: list[dict], metric: str, title: str, images: dict[str, Path]) -
     return (
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{esc(title)}</title><style>{style}</style></head>"
         f"<body><h1>{esc(title)}</h1><p>{esc(_explanation(metric))}</p><table><tr>{head}</tr>{body}</table>"
-        f"<h2>Best strategy per data fraction</h2><ul>{best}</ul>{figures}</body></html>\n"
+        f"<h2>Best strategy per data fraction</h2><ul>{best}</ul>"
+        + (f"<h2>Advisor check</h2><p>{esc(_advisor_line(check))}</p>" if check else "")
+        + f"{figures}</body></html>\n"
     )
 
 
 def write_report(compare_dir: Path, rows: list[dict] | None = None, metric: str = "accuracy",
-                 title: str | None = None) -> Path:  # fmt: skip
-    """Write `<compare_dir>/report/` from the rows (default: `<compare_dir>/compare.json`); returns its path."""
+                 title: str | None = None, advice: Path | None = None) -> Path:  # fmt: skip
+    """Write `<compare_dir>/report/` from the rows (default: `<compare_dir>/compare.json`); returns its path.
+
+    `advice` is the JSON `hf-finetune advise` writes beside its recipe: the report then checks its strategy.
+    """
     compare_dir = Path(compare_dir)
     if rows is None:
         rows = json.loads((compare_dir / "compare.json").read_text(encoding="utf-8"))
@@ -255,14 +287,19 @@ def write_report(compare_dir: Path, rows: list[dict] | None = None, metric: str 
     out = compare_dir / REPORT_DIR
     out.mkdir(parents=True, exist_ok=True)
     table = summarise(rows, metric)
+    check = None
+    if advice is not None:
+        check = advisor_check(table, json.loads(Path(advice).read_text(encoding="utf-8"))["recommendation"]["strategy"])
     title = title or f"Transfer report: {compare_dir.name}"
     images = {"Learning curves (validation, mean over seeds)": "learning_curves.png",
               "Test metric vs data fraction": "fraction_curve.png"}  # fmt: skip
     save_learning_curves_png(rows, metric, out / "learning_curves.png")
     save_fraction_curve_png(table, metric, out / "fraction_curve.png")
-    (out / "report.md").write_text(_markdown(table, metric, title, images), encoding="utf-8")
+    (out / "report.md").write_text(_markdown(table, metric, title, images, check), encoding="utf-8")
     (out / "report.html").write_text(
-        _html(table, metric, title, {c: out / n for c, n in images.items()}), encoding="utf-8"
+        _html(table, metric, title, {c: out / n for c, n in images.items()}, check), encoding="utf-8"
     )
-    (out / "report.json").write_text(json.dumps({"metric": metric, "table": table}, indent=2), encoding="utf-8")
+    (out / "report.json").write_text(
+        json.dumps({"metric": metric, "table": table, "advisor_check": check}, indent=2), encoding="utf-8"
+    )
     return out

@@ -349,6 +349,10 @@ CASES = {
         lambda x: ["advise", "--model", str(x.minilm), "--data", str(x.csv), "--out", str(x.out / "r.yaml")],
         "column 'text' not found",
     ),
+    "compare with a missing advice file": Case(
+        lambda x: ["compare", "--config", "fortunes_topics", "--advice", str(x.tmp / "nope.json"), "--out", str(x.out)],
+        "--advice .* does not exist",
+    ),
     # --- Hub ---
     "malformed Hub repo id to push to": Case(
         lambda x: ["push", "--model", str(x.tmp / "run"), "--repo-id", "me/my model"],

@@ -60,7 +60,9 @@ def test_negative_transfer_is_flagged_only_where_transfer_loses(constructed):
 def test_report_has_every_column_and_plot(constructed):
     folder, rows = constructed
     (folder / "compare.json").write_text(json.dumps({"rows": rows}))  # compare.json's layout
-    out = write_report(folder)
+    advice = folder / "advice.json"  # as `hf-finetune advise` writes it
+    advice.write_text(json.dumps({"recommendation": {"strategy": "scratch"}}))
+    out = write_report(folder, advice=advice)
     for name in ("report.md", "report.html", "learning_curves.png", "fraction_curve.png", "report.json"):
         assert (out / name).stat().st_size > 0, name
     markdown = (out / "report.md").read_text()
@@ -68,6 +70,11 @@ def test_report_has_every_column_and_plot(constructed):
     assert [c.strip() for c in header.strip("|").split("|")] == [h.format(metric="accuracy") for _, h in COLUMNS]
     assert "**linear_probe** at fraction 0.1: 0.400 against scratch's 0.510 (-11.0 points)" in markdown
     assert "0.510 ± 0.010" in markdown  # mean ± std over the two seeds
+    # At fraction 1 the probe (0.650) beats the advised scratch (0.600) by 5 points: the check says so.
+    assert (
+        "recommended scratch (0.600 at fraction 1); the best measured is linear_probe (0.650): 5.0 points behind, NOT"
+        in markdown
+    )
     assert "![Learning curves" in markdown and "(learning_curves.png)" in markdown
     page = (out / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 2 and 'class="neg"' in page  # self-contained, flag visible
