@@ -177,19 +177,7 @@ class Comparison:
             splits["train"] = splits["train"].select(indices)
             run(cfg, data=LabelledData(splits, data.label_names, data.source, dict(data.extra_outputs)))
         summary = json.loads((folder / METRICS).read_text(encoding="utf-8"))
-        split = summary["report_split"]
-        return {
-            "kind": "strategy",
-            "n_train": summary["data_sizes"]["train"],
-            "split": split,
-            "accuracy": summary["metrics"][split]["accuracy"],
-            "macro_f1": summary["metrics"][split]["macro_f1"],
-            "train_time_s": round(summary["train_runtime"], 2),
-            "trainable_params": summary["parameters"][0],
-            "extract_time_s": None,
-            "fit_time_s": None,
-            "recipe": recipe,
-        }
+        return scores_row(summary, "strategy", recipe, summary["train_runtime"], summary["parameters"][0])
 
     def run_features(self, method: str, fraction: float, seed: int, folder: Path, indices) -> dict:
         from .classical import CLASSICAL_JSON, run_classical
@@ -198,30 +186,15 @@ class Comparison:
         head = method[len(FEATURES_PREFIX) :]
         if not is_finished(folder):
             sets = dict(self.features())
-            full_train = len(sets["train"].ids)
-            sets["train"] = sets["train"].subset(indices)
-            report = run_classical(sets, head, folder, cv=0, seed=seed, features_path=str(self.out / "features"))
             # The cache extracted every train row once; this run is charged for the rows it used.
-            extract = report["extract_seconds"].get("train", 0.0) * len(indices) / max(full_train, 1)
-            report["extract_train_seconds"] = round(extract, 3)
-            (folder / CLASSICAL_JSON).write_text(
-                json.dumps({k: v for k, v in report.items() if k != "markdown"}, indent=2) + "\n", encoding="utf-8"
-            )
+            extract = sets["train"].meta["extract_seconds"].get("train", 0.0) * len(indices) / len(sets["train"].ids)
+            sets["train"] = sets["train"].subset(indices)
+            run_classical(sets, head, folder, cv=0, seed=seed, features_path=str(self.out / "features"),
+                          extra={"extract_train_seconds": round(extract, 3)})  # fmt: skip
         report = json.loads((folder / CLASSICAL_JSON).read_text(encoding="utf-8"))
-        split = report["report_split"]
-        extract = report.get("extract_train_seconds", 0.0)
-        return {
-            "kind": "features",
-            "n_train": report["data_sizes"]["train"],
-            "split": split,
-            "accuracy": report["metrics"][split]["accuracy"],
-            "macro_f1": report["metrics"][split]["macro_f1"],
-            "train_time_s": round(extract + report["fit_seconds"], 2),
-            "trainable_params": report["trainable_params"],
-            "extract_time_s": round(extract, 2),
-            "fit_time_s": round(report["fit_seconds"], 3),
-            "recipe": self.recipe_path.stem,
-        }
+        extract, fit = report["extract_train_seconds"], report["fit_seconds"]
+        row = scores_row(report, "features", self.recipe_path.stem, extract + fit, report["trainable_params"])
+        return {**row, "extract_time_s": round(extract, 2), "fit_time_s": round(fit, 3)}
 
     # --- the matrix ---
 
@@ -258,6 +231,15 @@ class Comparison:
     def result(self, rows: list[dict]) -> dict:
         return {"recipe": str(self.recipe_path), "overrides": self.overrides, "methods": self.methods,
                 "fractions": self.fractions, "seeds": self.seeds, "pooling": self.pooling, "rows": rows}  # fmt: skip
+
+
+def scores_row(summary: dict, kind: str, recipe: str, train_time: float, trainable: int) -> dict:
+    """The row fields read from a finished run's summary (metrics.json or classical.json)."""
+    split = summary["report_split"]
+    return {"kind": kind, "n_train": summary["data_sizes"]["train"], "split": split,
+            "accuracy": summary["metrics"][split]["accuracy"], "macro_f1": summary["metrics"][split]["macro_f1"],
+            "train_time_s": round(train_time, 2), "trainable_params": trainable, "extract_time_s": None,
+            "fit_time_s": None, "recipe": recipe}  # fmt: skip
 
 
 def markdown_table(rows: list[dict]) -> str:

@@ -353,6 +353,40 @@ CASES = {
         lambda x: ["compare", "--config", "fortunes_topics", "--advice", str(x.tmp / "nope.json"), "--out", str(x.out)],
         "--advice .* does not exist",
     ),
+    # --- features, classical heads, cross-validation, compare ---
+    "features: unknown pooling": Case(
+        lambda x: ["features", "--config", "fortunes_topics", "--pooling", "max", "--out", str(x.out)],
+        "argument --pooling: invalid choice: 'max'",
+    ),
+    "features: backbone folder that does not exist": Case(
+        lambda x: ["features", "--config", "fortunes_topics", "--model", str(x.tmp / "nope"), "--out", str(x.out)],
+        "checkpoint folder .*nope does not exist",
+    ),
+    "classical: missing features": Case(
+        lambda x: ["classical", "--features", str(x.tmp / "nope"), "--head", "logreg", "--out", str(x.out)],
+        "features .*nope do not exist; create them with `hf-finetune features`",
+    ),
+    "classical: a folder that holds no features": Case(
+        lambda x: ["classical", "--features", str(x.tmp), "--head", "logreg", "--out", str(x.out)],
+        "holds no features.json",
+    ),
+    "classical: unknown head": Case(
+        lambda x: ["classical", "--features", str(x.tmp), "--head", "forest", "--out", str(x.out)],
+        "unknown head 'forest'; heads: logreg, linear_svm",
+    ),
+    "classical: grid of C for a head without C": Case(
+        lambda x: ["classical", "--features", str(x.tmp), "--head", "naive_bayes", "--grid-C", "--out", str(x.out)],
+        "--grid-C searches C, which only logreg, linear_svm, svm_rbf have",
+    ),
+    "cv_folds of 1": Case(lambda x: text(x, "--cv_folds", "1"), "cv_folds must be 0 \\(off\\) or at least 2"),
+    "compare: unknown method": Case(
+        lambda x: ["compare", "--config", "fortunes_topics", "--strategies", "full,features_x", "--out", str(x.out)],
+        "unknown head 'x'",
+    ),
+    "compare: fraction above 1": Case(
+        lambda x: ["compare", "--config", "fortunes_topics", "--fractions", "0.5,1.5", "--out", str(x.out)],
+        "--fractions are shares of the train split, in \\(0, 1\\]; got 1.5",
+    ),
     # --- Hub ---
     "malformed Hub repo id to push to": Case(
         lambda x: ["push", "--model", str(x.tmp / "run"), "--repo-id", "me/my model"],

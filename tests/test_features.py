@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from conftest import run_cli
 
+from hf_finetune.classical import run_classical
 from hf_finetune.features import FEATURES_JSON, extract_features, load_backbone, load_features
 
 SHORT = "Computers are useless. They can only give you answers."
@@ -87,6 +88,12 @@ def test_two_backbones_concatenate_with_their_slices(tmp_path, capsys, minilm_di
                     str(single)], capsys)[0] == 0  # fmt: skip
     np.testing.assert_allclose(sets["test"].features[:, 384:], load_features(single)["test"].features, atol=1e-5)
     assert not np.allclose(sets["test"].features[:, :384], sets["test"].features[:, 384:], atol=1e-2)
+
+    report = run_classical(out, "logreg", tmp_path / "head", cv=0)  # each backbone's contribution is reported
+    rows = report["contributions"]
+    assert [r["model"] for r in rows] == [b["model"] for b in blocks]
+    assert sum(r["weight_norm_share"] for r in rows) == pytest.approx(1.0)
+    assert all(0 <= r["alone_accuracy"] <= 1 for r in rows) and "concatenated | 768" in report["markdown"]
 
 
 def test_image_features_from_the_pretrained_vit(pretrained_vit):
