@@ -17,7 +17,13 @@ STANDARD_TASKS := sst2 imdb ag_news mrpc stsb conll2003 go_emotions cifar10 bean
 MODEL ?=
 recipe_task = $(shell sed -n 's/^task:[[:space:]]*\([A-Za-z0-9_]*\).*/\1/p' tasks/recipes/$(1).yaml)
 
-.PHONY: help setup system-deps demo demo-vision pretrain-vit test test-fast lint clean $(STANDARD_TASKS)
+# The transfer report for the text demo: 5 strategies x 5 data fractions, one seed, 2 epochs each (fits
+# 30 minutes on 2 idle cores; see README). Resumable: rerunning skips finished runs.
+REPORT_OUT ?= outputs/report-fortunes_topics
+REPORT_ARGS ?= --strategies scratch,linear_probe,freeze_bottom,full,lora --fractions 0.05,0.1,0.25,0.5,1.0 \
+	--seeds 42 --num_train_epochs 2
+
+.PHONY: help setup system-deps demo demo-vision pretrain-vit report advise test test-fast lint clean $(STANDARD_TASKS)
 
 setup: system-deps $(STAMP)
 
@@ -48,6 +54,13 @@ $(STANDARD_TASKS): setup
 demo-vision: setup
 	$(OFFLINE) $(PY) -m hf_finetune.vision_demo $(ARGS)
 
+report: setup
+	$(OFFLINE) $(VENV)/bin/hf-finetune compare --config fortunes_topics $(REPORT_ARGS) --out $(REPORT_OUT) $(ARGS)
+
+# The advisor on the text demo: prints quadrant, strategy and reasons, writes outputs/advise/fortunes_topics.yaml.
+advise: setup
+	$(OFFLINE) $(VENV)/bin/hf-finetune advise --config fortunes_topics --out outputs/advise/fortunes_topics.yaml $(ARGS)
+
 pretrain-vit: setup
 	$(OFFLINE) $(VENV)/bin/hf-finetune pretrain $(ARGS)
 
@@ -72,5 +85,7 @@ help:
 	@echo "make <task>        a standard task on the Hub (recipe tasks/recipes/<task>.yaml):"
 	@echo "                   $(STANDARD_TASKS)"
 	@echo "  options:         MODEL=<checkpoint> ACCELERATE_CONFIG=<file> ARGS=\"--num_train_epochs 1 ...\""
+	@echo "make report        compare 5 strategies x 5 data fractions on the text demo; transfer report (offline)"
+	@echo "make advise        recommend a strategy for the text demo from frozen-feature measurements (offline)"
 	@echo "make pretrain-vit  pretrain the offline ViT once (reused by the vision recipes)"
 	@echo "make setup         create .venv and install; make clean removes outputs and caches"

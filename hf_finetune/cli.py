@@ -7,6 +7,7 @@ hyphens. Bad input ends with one line on stderr and exit code 2.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -23,6 +24,7 @@ COMMANDS = {
     "compare": "transfer methods side by side on one recipe's splits: hf-finetune compare --config R --strategies ...",
     "merge": "merge PEFT adapters into their base model: hf-finetune merge --model DIR --out DIR2",
     "push": "push a finished run to the Hugging Face Hub: hf-finetune push --model DIR --repo-id user/name",
+    "advise": "measure a checkpoint on your data and recommend a strategy: hf-finetune advise --model M --data D",
     "recipes": "list the shipped recipes",
     "strategies": "list the transfer strategies",
     "tasks": "list the tasks",
@@ -254,10 +256,19 @@ def compare_main(argv: list[str]) -> int:
     parser.add_argument("--seeds", default="42", help="Training seeds, e.g. 42,43,44.")
     parser.add_argument("--pooling", choices=POOLINGS, default="cls", help="Pooling of the features_* methods.")
     parser.add_argument("--out", help="Output folder. Default: outputs/compare-<recipe>.")
+    parser.add_argument(
+        "--report", action=argparse.BooleanOptionalAction, default=True,
+        help="Write the transfer report (report/report.md, .html, learning-curve PNGs; start, slope, asymptote "
+        "and negative transfer against scratch) after the runs (default: on; --no-report skips it).",
+    )  # fmt: skip
+    parser.add_argument("--metric", choices=("accuracy", "macro_f1"), default="accuracy", help="The report's metric.")
+    parser.add_argument("--advice", help="The .json `hf-finetune advise` wrote: the report checks its strategy.")
     if any(a in ("-h", "--help") for a in argv):
         parser.print_help()
         return EXIT_OK
     args, overrides = parser.parse_known_args(argv)
+    if args.advice and not Path(args.advice).is_file():
+        raise UserError(f"--advice {args.advice} does not exist: pass the .json that `hf-finetune advise` wrote")
     from .training import setup_logging
 
     setup_logging(is_main=True)
@@ -270,6 +281,17 @@ def compare_main(argv: list[str]) -> int:
     print()
     print(markdown_table(rows))
     print(f"\nrows in {comparison.out / 'compare.json'}")
+    if args.report:
+        from .transfer_report import write_report
+
+        report = write_report(
+            comparison.out,
+            rows,
+            metric=args.metric,
+            title=f"Transfer report: {comparison.recipe_path.stem}",
+            advice=args.advice,
+        )
+        print(f"transfer report: {report / 'report.md'} and {report / 'report.html'}")
     return EXIT_OK
 
 
@@ -326,6 +348,90 @@ def push_main(argv: list[str]) -> int:
     return EXIT_OK
 
 
+def _guess_task(model: str) -> str:
+    """image_classification for a checkpoint with an image processor and no tokenizer, else text."""
+    from .modeling import TOKENIZER_FILES, resolve_checkpoint
+
+    folder = Path(resolve_checkpoint(model))
+    has = lambda name: (folder / name).is_file()  # noqa: E731
+    image = has("preprocessor_config.json") and not any(has(f) for f in TOKENIZER_FILES)
+    return "image_classification" if image else "text_classification"
+
+
+def advise_main(argv: list[str]) -> int:
+    from .advisor import DEFAULT_SAMPLE, advise, data_values, write_recipe
+    from .config import load_recipe, resolve_recipe_path
+    from .outputs import write_json
+
+    parser = _Parser(prog="hf-finetune advise", description=COMMANDS["advise"])
+    parser.add_argument("--model", help="Checkpoint: Hub id, folder or packaged:... (default: the recipe's).")
+    parser.add_argument(
+        "--data", help="Labelled data: a file, a dataset folder, a Hub id or packaged:... (default: the recipe's)."
+    )
+    parser.add_argument("--config", help="Recipe to start from; the recommended recipe keeps its other settings.")
+    parser.add_argument(
+        "--task",
+        choices=("text_classification", "image_classification"),
+        help="Default: the recipe's, else guessed from the checkpoint.",
+    )
+    parser.add_argument(
+        "--reference-data",
+        "--reference_data",
+        dest="reference",
+        help="A sample of the checkpoint's source domain, for the proxy A-distance.",
+    )
+    parser.add_argument(
+        "--sample", type=int, default=DEFAULT_SAMPLE, help=f"Examples to measure on (default {DEFAULT_SAMPLE})."
+    )
+    parser.add_argument(
+        "--pooling",
+        choices=("cls", "mean"),
+        default="cls",
+        help="How a feature vector is pooled (cls: what the head sees).",
+    )
+    parser.add_argument("--text_column", "--text-column")
+    parser.add_argument("--label_column", "--label-column")
+    parser.add_argument("--image_column", "--image-column")
+    parser.add_argument(
+        "--out",
+        default="advised_recipe.yaml",
+        help="Where the recommended recipe goes; the measurements go beside it as .json.",
+    )
+    args = parser.parse_args(argv)
+    if args.sample < 20:
+        raise UserError(
+            f"--sample must be at least 20 (a 5-fold probe needs a few examples per class), got {args.sample}"
+        )
+    out = Path(args.out)
+    if out.is_dir() or out.suffix not in (".yaml", ".yml"):
+        raise UserError(f"--out must be a .yaml file path, got {args.out}")
+    values = load_recipe(resolve_recipe_path(args.config)) if args.config else {}
+    if args.model:
+        values["model_name_or_path"] = args.model
+    if args.data:
+        values.update(data_values(args.data))
+    if not values.get("model_name_or_path") or not (values.get("dataset_name") or values.get("train_file")):
+        raise UserError("advise needs a checkpoint and data: pass --model and --data (or a --config that names them)")
+    for key in ("text_column", "label_column", "image_column"):
+        if getattr(args, key):
+            values[key] = getattr(args, key)
+    values["task"] = args.task or values.get("task") or _guess_task(values["model_name_or_path"])
+    advice = advise(values, base_name=args.config, sample=args.sample, reference=args.reference, pooling=args.pooling)
+    m, rec = advice.measurements, advice.recommendation
+    print(f"quadrant: {rec.quadrant}")
+    settings = ", ".join(f"{k} {v}" for k, v in rec.hyperparameters.items())
+    print(f"recommended strategy: {rec.strategy}" + (f" ({settings})" if settings else ""))
+    print("because:")
+    for reason in rec.reasons:
+        print(f"  - {reason}")
+    write_recipe(out, advice.recipe, rec)
+    write_json(out.with_suffix(".json"), {"measurements": dataclasses.asdict(m), "recommendation": rec.as_dict(),
+                                          "seconds": advice.seconds})  # fmt: skip
+    timing = ", ".join(f"{k} {v:.1f} s" for k, v in advice.seconds.items())
+    print(f"recipe written to {out} (run it: hf-finetune train --config {out}); measured in {timing}")
+    return EXIT_OK
+
+
 def listing_main(command: str) -> int:
     if command == "recipes":
         from .config import list_recipes
@@ -375,6 +481,8 @@ def dispatch(argv: list[str]) -> int:
         return classical_main(rest)
     if command == "push":
         return push_main(rest)
+    if command == "advise":
+        return advise_main(rest)
     if command in ("recipes", "strategies", "tasks"):
         return listing_main(command)
     raise UserError(f"unknown command '{command}'; commands: {', '.join(COMMANDS)}")

@@ -89,6 +89,12 @@ def subsample(labels, fraction: float, seed: int) -> np.ndarray:
     return np.sort(keep)
 
 
+def tuned_recipe_path(recipe_path: Path, method: str) -> Path | None:
+    """The recipe tuned for `method` beside `recipe_path` (`fortunes_topics_linear_probe.yaml`), if there is one."""
+    sibling = recipe_path.with_name(f"{recipe_path.stem}_{method.replace('+', '_')}.yaml")
+    return sibling if sibling.is_file() else None
+
+
 def run_dir(out: Path, method: str, fraction: float, seed: int) -> Path:
     return out / method / f"frac-{fraction:g}" / f"seed-{seed}"
 
@@ -140,10 +146,10 @@ class Comparison:
         """(train argv, recipe used): the sibling recipe tuned for the strategy when there is one."""
         from .transfer import resolve_strategies
 
-        sibling = self.recipe_path.with_name(f"{self.recipe_path.stem}_{method.replace('+', '_')}.yaml")
+        sibling = tuned_recipe_path(self.recipe_path, method)
         recipe_strategy = self.recipe_values.get("strategy", "full")
         argv = ["--config"]
-        if method != recipe_strategy and sibling.is_file():
+        if method != recipe_strategy and sibling is not None:
             argv.append(str(sibling))
             recipe = sibling.stem
         else:

@@ -322,6 +322,37 @@ CASES = {
     "merge of a missing folder": Case(
         lambda x: ["merge", "--model", str(x.tmp / "nope"), "--out", str(x.out)], "model folder .* does not exist"
     ),
+    # --- advise ---
+    "advise on too small a sample": Case(
+        lambda x: [
+            "advise",
+            "--model",
+            str(x.minilm),
+            "--data",
+            str(x.csv),
+            "--sample",
+            "5",
+            "--out",
+            str(x.out / "r.yaml"),
+        ],  # fmt: skip
+        "--sample must be at least 20",
+    ),
+    "advise without data": Case(
+        lambda x: ["advise", "--model", str(x.minilm), "--out", str(x.out / "r.yaml")],
+        "advise needs a checkpoint and data",
+    ),
+    "advise into a non-YAML file": Case(
+        lambda x: ["advise", "--model", str(x.minilm), "--data", str(x.csv), "--out", str(x.out / "r.txt")],
+        "--out must be a .yaml file",
+    ),
+    "advise on a missing column": Case(
+        lambda x: ["advise", "--model", str(x.minilm), "--data", str(x.csv), "--out", str(x.out / "r.yaml")],
+        "column 'text' not found",
+    ),
+    "compare with a missing advice file": Case(
+        lambda x: ["compare", "--config", "fortunes_topics", "--advice", str(x.tmp / "nope.json"), "--out", str(x.out)],
+        "--advice .* does not exist",
+    ),
     # --- features, classical heads, cross-validation, compare ---
     "features: unknown pooling": Case(
         lambda x: ["features", "--config", "fortunes_topics", "--pooling", "max", "--out", str(x.out)],
