@@ -313,6 +313,14 @@ class FinetuneTrainingArguments(TrainingArguments):
     report_to: None | str | list[str] = field(
         default="none", metadata={"help": "Experiment trackers: none, tensorboard, wandb, ..."}
     )
+    auto_batch_size: bool = field(
+        default=False,
+        metadata={
+            "help": "On out-of-memory, retry with a smaller per-device batch and more gradient accumulation steps, "
+            "so the effective batch (and the tuned learning rate) stays the same. Trainer's own "
+            "`auto_find_batch_size`, which this turns on, would shrink the effective batch instead."
+        },
+    )
 
     def __post_init__(self):
         # TrainingArguments replaces a missing output_dir with "trainer_output"; remember that the
@@ -322,6 +330,8 @@ class FinetuneTrainingArguments(TrainingArguments):
         # for is checked, and CPU-only multi-process runs are pointed at gloo, before that.
         check_launch_environment(self)
         run_on_cpu_without_accelerators(self)
+        if self.auto_batch_size:  # the search is Trainer's; `StrategyTrainer` keeps the effective batch
+            self.auto_find_batch_size = True
         super().__post_init__()
 
 

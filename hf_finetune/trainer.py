@@ -4,7 +4,8 @@ The loop, mixed precision, DDP/FSDP, checkpointing and logging stay the Trainer'
 the optimizer's param groups (one per block, final LR stored in each), the LR schedule
 (gated by gradual unfreezing) and an extra loss term (L2-SP) come from the strategies,
 and the task may replace the model's own loss (class-weighted cross-entropy).
-A non-finite training loss ends the run (exit code 3): Trainer would log it as 0
+With `auto_batch_size`, an out-of-memory error retries with a smaller per-device batch and more
+accumulation steps (`keep_effective_batch`). A non-finite training loss ends the run (exit code 3): Trainer would log it as 0
 (`logging_nan_inf_filter`) and train on with NaN weights to the last epoch. A SIGTERM or
 Ctrl-C (`hf_finetune.interruption`) ends it after the current step with a checkpoint saved.
 Both are agreed across processes in one small all-reduce per step, so under DDP every
@@ -13,6 +14,7 @@ process stops at the same step.
 
 from __future__ import annotations
 
+import logging
 import math
 import shutil
 from pathlib import Path
@@ -28,6 +30,8 @@ from .checkpoints import load_adapter_in_place, load_renamed_weights, mark_check
 from .errors import CheckpointNotSaved, TrainingDiverged, first_line
 from .interruption import StopOnSignal
 from .transfer import TransferPlan
+
+logger = logging.getLogger("hf_finetune")
 
 
 class SeededLengthGroupedSampler(LengthGroupedSampler):
@@ -51,6 +55,21 @@ class SeededLengthGroupedSampler(LengthGroupedSampler):
         self.epoch += 1
 
 
+def keep_effective_batch(per_device: int, accumulation: int, proposed: int, failed: int) -> tuple[int, int]:
+    """(per-device batch, accumulation steps) for a retry after `failed` ran out of memory.
+
+    Trainer's search proposes ~0.9x the last size; we take the largest divisor of the effective
+    per-process batch (`per_device x accumulation`) that is at most the proposal and below the size
+    that failed, so per-device x accumulation x processes, what the learning rate was tuned for, is
+    unchanged: 32 x 1 becomes 16 x 2, then 8 x 4. Raises the out-of-memory story when even 1 fails.
+    """
+    total = per_device * accumulation
+    smaller = [d for d in range(min(proposed, failed - 1, total), 0, -1) if total % d == 0]
+    if not smaller:
+        raise RuntimeError("out of memory even with a per-device batch of 1 (auto_batch_size found no size that fits)")
+    return smaller[0], total // smaller[0]
+
+
 class StrategyTrainer(Trainer):
     def __init__(self, *args, plan: TransferPlan, loss_function=None, **kwargs):
         self.plan = plan
@@ -68,6 +87,28 @@ class StrategyTrainer(Trainer):
         # evaluation losses came out 2x with 2 processes (measured). One item per example makes the
         # batch mean (divided by accumulation steps, averaged by DDP) the exact global mean anyway.
         self.model_accepts_loss_kwargs = False
+        # What the user asked for; `auto_batch_size` retries keep their product (`keep_effective_batch`).
+        self.requested_batch = (self.args.per_device_train_batch_size, self.args.gradient_accumulation_steps)
+        self.attempted_batch: int | None = None
+
+    def _update_auto_batch_size(self, batch_size):
+        """Trainer's `auto_find_batch_size` hook, called before each attempt: keep the effective batch."""
+        per_device, accumulation = self.requested_batch
+        if self.attempted_batch is not None:  # a retry: the last attempt ran out of memory
+            per_device, accumulation = keep_effective_batch(*self.requested_batch, batch_size, self.attempted_batch)
+            logger.warning(
+                "out of memory at a per-device batch of %d; retrying with %d x %d accumulation steps (the "
+                "effective batch stays %d per process)",
+                self.attempted_batch,
+                per_device,
+                accumulation,
+                per_device * accumulation,
+            )
+        elif batch_size != per_device:  # resumed: Trainer restored the size a previous search found
+            per_device, accumulation = batch_size, per_device * accumulation // batch_size
+        self.args.gradient_accumulation_steps = accumulation
+        self.attempted_batch = per_device
+        super()._update_auto_batch_size(per_device)
 
     def _get_train_sampler(self, train_dataset=None):
         sampler = super()._get_train_sampler(train_dataset)
@@ -107,7 +148,8 @@ class StrategyTrainer(Trainer):
         """Optimizer steps per epoch, as the Trainer counts them: batches per process / accumulation."""
         args = self.args
         per_process = math.ceil(len(self.train_dataset) / args.world_size)
-        return max(math.ceil(per_process / args.per_device_train_batch_size) // args.gradient_accumulation_steps, 1)
+        per_device = self._train_batch_size // max(args.n_gpu, 1)  # the size `auto_batch_size` settled on
+        return max(math.ceil(per_process / per_device) // args.gradient_accumulation_steps, 1)
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         loss = super().training_step(model, inputs, num_items_in_batch)

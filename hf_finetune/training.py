@@ -82,7 +82,8 @@ def setup_logging(is_main: bool) -> None:
     datasets.utils.logging.set_verbosity_warning()
 
 
-def run(cfg: RunConfig) -> RunResult:
+def run(cfg: RunConfig, callbacks: tuple = ()) -> RunResult:
+    """`callbacks`: extra `TrainerCallback`s (progress reporting, timing) added to the strategies' own."""
     from transformers import EarlyStoppingCallback, set_seed
 
     push = push_settings(cfg)  # repo id, token, privacy: checked before any work
@@ -121,7 +122,7 @@ def run(cfg: RunConfig) -> RunResult:
     state.wait_for_everyone()
     keep_trainer_from_pushing(cfg.training)  # we push once at the end; no token in pickled training args
 
-    callbacks = [cb for s in strategies for cb in s.callbacks()]
+    callbacks = [cb for s in strategies for cb in s.callbacks()] + list(callbacks)
     if cfg.run.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.run.early_stopping_patience))
     trainer = StrategyTrainer(
