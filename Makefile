@@ -17,7 +17,7 @@ STANDARD_TASKS := sst2 imdb ag_news mrpc stsb conll2003 go_emotions cifar10 bean
 MODEL ?=
 recipe_task = $(shell sed -n 's/^task:[[:space:]]*\([A-Za-z0-9_]*\).*/\1/p' tasks/recipes/$(1).yaml)
 
-.PHONY: help setup system-deps demo demo-vision pretrain-vit test test-fast lint clean $(STANDARD_TASKS)
+.PHONY: help setup system-deps demo demo-vision pretrain-vit bench test test-fast lint clean $(STANDARD_TASKS)
 
 setup: system-deps $(STAMP)
 
@@ -51,6 +51,11 @@ demo-vision: setup
 pretrain-vit: setup
 	$(OFFLINE) $(VENV)/bin/hf-finetune pretrain $(ARGS)
 
+# Our default text and vision pipelines against plain-Trainer set-ups, each in a fresh process; prints the
+# table and writes bench/results.json + bench/results.md. ~15 min on 2 idle cores; ARGS=--quick: a smoke run.
+bench: setup
+	$(OFFLINE) $(PY) -m bench.run $(ARGS)
+
 test: setup
 	$(OFFLINE) $(PY) -m pytest $(ARGS)
 
@@ -58,8 +63,8 @@ test-fast: setup
 	$(OFFLINE) $(PY) -m pytest -m "not slow" $(ARGS)
 
 lint: setup
-	$(VENV)/bin/ruff check hf_finetune tasks tests
-	$(VENV)/bin/ruff format --check hf_finetune tasks tests
+	$(VENV)/bin/ruff check hf_finetune tasks tests bench
+	$(VENV)/bin/ruff format --check hf_finetune tasks tests bench
 
 clean:
 	rm -rf outputs build *.egg-info .pytest_cache .ruff_cache
@@ -73,4 +78,5 @@ help:
 	@echo "                   $(STANDARD_TASKS)"
 	@echo "  options:         MODEL=<checkpoint> ACCELERATE_CONFIG=<file> ARGS=\"--num_train_epochs 1 ...\""
 	@echo "make pretrain-vit  pretrain the offline ViT once (reused by the vision recipes)"
+	@echo "make bench         speed and memory of our defaults vs plain Trainer set-ups (ARGS=--quick: smoke run)"
 	@echo "make setup         create .venv and install; make clean removes outputs and caches"

@@ -154,9 +154,9 @@ def _non_embedding(model) -> int:
 
 
 CONFIGS = {
-    "run_glue": ("(1) plain Trainer, run_glue.py style: pad to 128, random batches", plain_trainer),
-    "dynamic": ("(2) plain Trainer, dynamic padding (DataCollatorWithPadding)", plain_trainer),
-    "dynamic_grouped": ("(2b) plain Trainer, dynamic padding + group_by_length", plain_trainer),
-    "ours": ("(3) hf_finetune default (fortunes_topics recipe)", ours),
-    "ours_lora": ("(4) hf_finetune LoRA (fortunes_topics_lora recipe)", ours),
+    "run_glue": ("(1) plain Trainer, run_glue.py style: pad to 128, random batches", plain_trainer, False),
+    "dynamic": ("(2) plain Trainer, dynamic padding (DataCollatorWithPadding)", plain_trainer, False),
+    "dynamic_grouped": ("(2b) plain Trainer, dynamic padding + group_by_length", plain_trainer, False),
+    "ours": ("(3) hf_finetune default (fortunes_topics recipe)", ours, True),
+    "ours_lora": ("(4) hf_finetune LoRA (fortunes_topics_lora recipe)", ours, True),
 }

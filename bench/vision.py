@@ -99,6 +99,6 @@ def ours_vision(name: str, sizes: dict) -> dict:
 
 
 CONFIGS = {
-    "vision_plain": ("plain Trainer + image processor (no augmentation)", plain_vision),
-    "vision_ours": ("hf_finetune image pipeline (fashion_mnist_target recipe)", ours_vision),
+    "vision_plain": ("plain Trainer + image processor (no augmentation)", plain_vision, False),
+    "vision_ours": ("hf_finetune image pipeline (fashion_mnist_target recipe)", ours_vision, True),
 }

@@ -19,6 +19,7 @@ import math
 import shutil
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors import SafetensorError
 from torch.utils.data import SequentialSampler
@@ -34,8 +35,37 @@ from .transfer import TransferPlan
 logger = logging.getLogger("hf_finetune")
 
 
+# Examples sorted together into batches of similar length: 50 batches' worth, the most Trainer uses.
+MEGA_BATCHES = 50
+
+
+def length_grouped_indices(lengths: list[int], batch_size: int, generator: torch.Generator) -> list[int]:
+    """A random order in which each run of `batch_size` indices has similar lengths.
+
+    Shuffled, cut into mega-batches of `MEGA_BATCHES` batches, each sorted by length and cut into
+    batches; then the batches are shuffled, the longest first (an out-of-memory error shows at the
+    first step) and a short last batch last (so the DataLoader's batches are exactly these).
+    Trainer's own grouping sorts mega-batches of only `len // (4 x batch)` batches (12 for 1,600
+    fortunes at batch 32), which left 30-50% of the positions padding on fortunes' long tail of
+    lengths; 50 batches leave a few percent.
+    """
+    indices = torch.randperm(len(lengths), generator=generator).tolist()
+    size = MEGA_BATCHES * batch_size
+    batches = []
+    for start in range(0, len(indices), size):
+        mega = sorted(indices[start : start + size], key=lambda i: -lengths[i])
+        batches += [mega[i : i + batch_size] for i in range(0, len(mega), batch_size)]
+    short = batches.pop() if len(batches[-1]) < batch_size else None
+    batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+    if batches:
+        longest = max(range(len(batches)), key=lambda b: lengths[batches[b][0]])
+        batches[0], batches[longest] = batches[longest], batches[0]
+    return [i for batch in batches + ([short] if short else []) for i in batch]
+
+
 class SeededLengthGroupedSampler(LengthGroupedSampler):
-    """Length-grouped batches in an order fixed by (seed, epoch), like accelerate's SeedableRandomSampler.
+    """Length-grouped batches (`length_grouped_indices`) in an order fixed by (seed, epoch), like
+    accelerate's SeedableRandomSampler.
 
     Trainer's LengthGroupedSampler draws each epoch's order from the global RNG, whose state at
     the start of epoch 2 depends on all of epoch 1's dropout: a run resumed in epoch 2 or later got
@@ -50,8 +80,8 @@ class SeededLengthGroupedSampler(LengthGroupedSampler):
         self.epoch = epoch
 
     def __iter__(self):
-        self.generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        yield from super().__iter__()
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        yield from length_grouped_indices(self.lengths, self.batch_size, generator)
         self.epoch += 1
 
 
@@ -70,6 +100,22 @@ def keep_effective_batch(per_device: int, accumulation: int, proposed: int, fail
     return smaller[0], total // smaller[0]
 
 
+def text_lengths(dataset) -> list[int] | None:
+    """Token counts of an encoded text split (None for images and other inputs)."""
+    if "input_ids" not in getattr(dataset, "column_names", ()):
+        return None
+    return [len(ids) for ids in dataset.with_format(None)["input_ids"]]
+
+
+def nested_reorder(values, order):
+    """`values[order]` for an array, or for each array of a (nested) tuple of model outputs."""
+    if values is None:
+        return None
+    if isinstance(values, (tuple, list)):
+        return type(values)(nested_reorder(v, order) for v in values)
+    return values[order]
+
+
 class StrategyTrainer(Trainer):
     def __init__(self, *args, plan: TransferPlan, loss_function=None, **kwargs):
         self.plan = plan
@@ -78,6 +124,7 @@ class StrategyTrainer(Trainer):
         # Not Trainer's `compute_loss_func`: Trainer treats that one as already normalised over the
         # accumulated batch and scales it by the process count.
         self.loss_function = loss_function
+        self.eval_orders: dict[int, tuple] = {}  # id(eval dataset) -> (dataset, longest-first order)
         super().__init__(*args, **kwargs)
         self.add_callback(self.stop_on_signal)
         # Trainer treats a model whose forward takes **kwargs as one that divides its summed loss by
@@ -121,11 +168,31 @@ class StrategyTrainer(Trainer):
         # transformers 5.x groups evaluation batches by length too when `train_sampling_strategy` is
         # `group_by_length` (our default), so `predict` returned predictions in a shuffled order: the
         # scores were right (labels travel with them) but the misclassified file paired each text with
-        # another text's prediction. Evaluation keeps the dataset's order; one process reads it
-        # sequentially, several get accelerate's ordered shards (the base class's None).
-        if eval_dataset is None or not has_length(eval_dataset):
+        # another text's prediction. Evaluation returns the dataset's order. One process reads texts
+        # longest first (batches of similar length pad less: 220 fortunes validation texts, batch 64,
+        # padding 64% -> 28% of positions, 2.2x less CPU time) and `evaluation_loop` puts the
+        # predictions back in order; several processes get accelerate's ordered shards (base class).
+        if eval_dataset is None or not has_length(eval_dataset) or self.args.world_size > 1:
             return None
-        return SequentialSampler(eval_dataset) if self.args.world_size <= 1 else None
+        lengths = text_lengths(eval_dataset)
+        if lengths is None:
+            return SequentialSampler(eval_dataset)
+        order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+        # Keyed by the dataset the DataLoader reads (held, so its id stays its own while we keep it).
+        self.eval_orders[id(eval_dataset)] = (eval_dataset, order)
+        return order
+
+    def evaluation_loop(self, dataloader, *args, **kwargs):
+        """Trainer's loop; predictions read longest first (`_get_eval_sampler`) return to the dataset's order.
+        The metrics, computed inside the loop, do not depend on the order."""
+        output = super().evaluation_loop(dataloader, *args, **kwargs)
+        _, order = self.eval_orders.get(id(getattr(dataloader, "dataset", None)), (None, None))
+        if order is None:
+            return output
+        back = np.argsort(order)
+        return output._replace(
+            predictions=nested_reorder(output.predictions, back), label_ids=nested_reorder(output.label_ids, back)
+        )
 
     def create_optimizer(self, model=None):
         if self.optimizer is None:
