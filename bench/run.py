@@ -1,6 +1,6 @@
 """`make bench`: every configuration in its own fresh process (so peak RSS is its own), then one table.
 
-    python -m bench.run                  # the full benchmark (~15 minutes on 2 idle cores)
+    python -m bench.run                  # the full benchmark (~18 minutes on 2 idle cores, estimated)
     python -m bench.run --quick          # a tiny smoke run of every configuration (the test suite's)
     python -m bench.run --only ours dynamic_grouped --repeats 2   # interleaved A, B, A, B on a busy machine
 
@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -25,7 +24,7 @@ from .report import markdown_table
 
 BENCH_DIR = Path(__file__).resolve().parent
 # 1,600 training samples x 3 epochs (batch 32, the demo recipe): the issue's reference sizes.
-FULL = {"train": 1600, "epochs": 3, "eval": None, "vision_train": 4000, "vision_epochs": 2, "vision_eval": 1000}
+FULL = {"train": 1600, "epochs": 3, "eval": None, "vision_train": 2000, "vision_epochs": 2, "vision_eval": 500}
 QUICK = {"train": 32, "epochs": 1, "eval": 32, "vision_train": 64, "vision_epochs": 1, "vision_eval": 32}
 
 
@@ -54,6 +53,7 @@ def as_a_user_runs_it(ours: bool) -> None:
     OpenMP starts first, so the wait policy is the library default, and denormals are not flushed."""
     if ours:
         import hf_finetune  # noqa: F401
+
         return
     import torch
 
@@ -81,7 +81,17 @@ def spawn(name: str, sizes: dict, log_dir: Path) -> dict:
     """One configuration in a fresh interpreter; its log is kept beside the results."""
     result = log_dir / f"{name}.json"
     log = log_dir / f"{name}.log"
-    command = [sys.executable, "-m", "bench.run", "--worker", name, "--sizes", json.dumps(sizes), "--result", str(result)]
+    command = [
+        sys.executable,
+        "-m",
+        "bench.run",
+        "--worker",
+        name,
+        "--sizes",
+        json.dumps(sizes),
+        "--result",
+        str(result),
+    ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     with open(log, "w") as handle:
         code = subprocess.call(command, cwd=BENCH_DIR.parent, env=env, stdout=handle, stderr=subprocess.STDOUT)

@@ -71,7 +71,9 @@ def plain_trainer(name: str, sizes: dict) -> dict:
         encoded = tokenizer(batch["text"], padding=padding, truncation=True, max_length=max_length)
         return {**encoded, "labels": batch["label"]}
 
-    train, test = (data.splits[s].map(encode, batched=True, remove_columns=["text", "label"]) for s in ("train", "test"))
+    train, test = (
+        data.splits[s].map(encode, batched=True, remove_columns=["text", "label"]) for s in ("train", "test")
+    )
     torch.manual_seed(cfg.training.seed)
     model = AutoModelForSequenceClassification.from_pretrained(
         resolve_checkpoint(cfg.model.model_name_or_path), num_labels=len(data.label_names)
@@ -126,7 +128,8 @@ def ours(name: str, sizes: dict) -> dict:
     row = {
         "train_runtime": summary["train"]["train_runtime"],
         "train_samples": len(data.splits["train"]) * epochs,
-        "real_tokens": real_tokens_per_epoch(tokenizer, list(data.splits["train"]["text"]), cfg.data.max_seq_length) * epochs,
+        "real_tokens": real_tokens_per_epoch(tokenizer, list(data.splits["train"]["text"]), cfg.data.max_seq_length)
+        * epochs,
         "padded_tokens": state["num_input_tokens_seen"],
         "test_accuracy": result.metrics["test"]["accuracy"],
         "non_embedding_params": _non_embedding(result.model),

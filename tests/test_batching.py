@@ -25,7 +25,9 @@ def test_grouped_order_is_a_seeded_permutation_with_little_padding(fortunes, min
     ours = padding_share(order, lengths, 32)
     trainer_order = get_length_grouped_indices(lengths, 32, generator=torch.Generator().manual_seed(0))
     trainers = padding_share(trainer_order, lengths, 32)
-    random = padding_share(torch.randperm(len(lengths), generator=torch.Generator().manual_seed(0)).tolist(), lengths, 32)
+    random = padding_share(
+        torch.randperm(len(lengths), generator=torch.Generator().manual_seed(0)).tolist(), lengths, 32
+    )
     assert ours < 0.05 < trainers < random  # measured: 0.028, 0.135, 0.665
     assert lengths[order[0]] == max(lengths)  # the longest batch first: out-of-memory shows at step 1
 

@@ -68,6 +68,11 @@ def test_quick_mode_writes_every_configuration_and_column(tmp_path):
     run_glue = results["configs"]["run_glue"]
     assert run_glue["padded_tokens"] == 128 * results["sizes"]["train"]  # padded to max_length, one epoch
     assert 0 < results["configs"]["ours_lora"]["checkpoint_share_of_full"] < 0.02  # adapters + head only
-    assert set(results["ratios"]) == {"ours/run_glue", "ours/dynamic", "ours/dynamic_grouped", "vision_ours/vision_plain"}
+    assert set(results["ratios"]) == {
+        "ours/run_glue",
+        "ours/dynamic",
+        "ours/dynamic_grouped",
+        "vision_ours/vision_plain",
+    }
     table = (tmp_path / "results.md").read_text()
     assert table in done.stdout and "| (2b) plain Trainer" in table
