@@ -175,7 +175,7 @@ class StrategyTrainer(Trainer):
         if eval_dataset is None or not has_length(eval_dataset) or self.args.world_size > 1:
             return None
         lengths = text_lengths(eval_dataset)
-        if lengths is None:
+        if lengths is None or not self.args.eval_do_concat_batches:  # per-batch outputs cannot be reordered
             return SequentialSampler(eval_dataset)
         order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
         # Keyed by the dataset the DataLoader reads (held, so its id stays its own while we keep it).
