@@ -280,7 +280,9 @@ class FinetuneTrainingArguments(TrainingArguments):
     - `save_total_limit` 2: the best and the last checkpoint; optimizer states are large.
     - `logging_steps` 10: small data sets have few steps; 500 would log nothing.
     - `train_sampling_strategy` "group_by_length": batches of similar length pad less; measured
-      here 2.6x faster on CPU (50 vs 19 samples/s, MiniLM on fortunes).
+      here 2.6x faster on CPU (50 vs 19 samples/s, MiniLM on fortunes). `StrategyTrainer` sorts
+      larger groups than Trainer does: 2.8% of positions padding on 1,600 fortunes, vs 13.5%
+      (Trainer's grouping) and 66.5% (random batches).
     - `report_to` "none": no tracker unless asked (`--report_to tensorboard`).
     """
 
