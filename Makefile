@@ -23,7 +23,7 @@ REPORT_OUT ?= outputs/report-fortunes_topics
 REPORT_ARGS ?= --strategies scratch,linear_probe,freeze_bottom,full,lora --fractions 0.05,0.1,0.25,0.5,1.0 \
 	--seeds 42 --num_train_epochs 2
 
-.PHONY: help setup system-deps demo demo-vision pretrain-vit report advise test test-fast lint clean $(STANDARD_TASKS)
+.PHONY: help setup system-deps demo demo-vision pretrain-vit report advise bench test test-fast lint clean $(STANDARD_TASKS)
 
 setup: system-deps $(STAMP)
 
@@ -64,6 +64,11 @@ advise: setup
 pretrain-vit: setup
 	$(OFFLINE) $(VENV)/bin/hf-finetune pretrain $(ARGS)
 
+# Our default text and vision pipelines against plain-Trainer set-ups, each in a fresh process; prints the
+# table and writes bench/results.json + bench/results.md. ~18 min on 2 idle cores; ARGS=--quick: a smoke run.
+bench: setup
+	$(OFFLINE) $(PY) -m bench.run $(ARGS)
+
 test: setup
 	$(OFFLINE) $(PY) -m pytest $(ARGS)
 
@@ -71,8 +76,8 @@ test-fast: setup
 	$(OFFLINE) $(PY) -m pytest -m "not slow" $(ARGS)
 
 lint: setup
-	$(VENV)/bin/ruff check hf_finetune tasks tests
-	$(VENV)/bin/ruff format --check hf_finetune tasks tests
+	$(VENV)/bin/ruff check hf_finetune tasks tests bench
+	$(VENV)/bin/ruff format --check hf_finetune tasks tests bench
 
 clean:
 	rm -rf outputs build *.egg-info .pytest_cache .ruff_cache
@@ -88,4 +93,5 @@ help:
 	@echo "make report        compare 5 strategies x 5 data fractions on the text demo; transfer report (offline)"
 	@echo "make advise        recommend a strategy for the text demo from frozen-feature measurements (offline)"
 	@echo "make pretrain-vit  pretrain the offline ViT once (reused by the vision recipes)"
+	@echo "make bench         speed and memory of our defaults vs plain Trainer set-ups (ARGS=--quick: smoke run)"
 	@echo "make setup         create .venv and install; make clean removes outputs and caches"

@@ -289,7 +289,9 @@ class FinetuneTrainingArguments(TrainingArguments):
     - `save_total_limit` 2: the best and the last checkpoint; optimizer states are large.
     - `logging_steps` 10: small data sets have few steps; 500 would log nothing.
     - `train_sampling_strategy` "group_by_length": batches of similar length pad less; measured
-      here 2.6x faster on CPU (50 vs 19 samples/s, MiniLM on fortunes).
+      here 2.6x faster on CPU (50 vs 19 samples/s, MiniLM on fortunes). `StrategyTrainer` sorts
+      larger groups than Trainer does: 2.8% of positions padding on 1,600 fortunes, vs 13.5%
+      (Trainer's grouping) and 66.5% (random batches).
     - `report_to` "none": no tracker unless asked (`--report_to tensorboard`).
     """
 
@@ -322,6 +324,14 @@ class FinetuneTrainingArguments(TrainingArguments):
     report_to: None | str | list[str] = field(
         default="none", metadata={"help": "Experiment trackers: none, tensorboard, wandb, ..."}
     )
+    auto_batch_size: bool = field(
+        default=False,
+        metadata={
+            "help": "On out-of-memory, retry with a smaller per-device batch and more gradient accumulation steps, "
+            "so the effective batch (and the tuned learning rate) stays the same. Trainer's own "
+            "`auto_find_batch_size`, which this turns on, would shrink the effective batch instead."
+        },
+    )
 
     def __post_init__(self):
         # TrainingArguments replaces a missing output_dir with "trainer_output"; remember that the
@@ -331,6 +341,8 @@ class FinetuneTrainingArguments(TrainingArguments):
         # for is checked, and CPU-only multi-process runs are pointed at gloo, before that.
         check_launch_environment(self)
         run_on_cpu_without_accelerators(self)
+        if self.auto_batch_size:  # the search is Trainer's; `StrategyTrainer` keeps the effective batch
+            self.auto_find_batch_size = True
         super().__post_init__()
 
 

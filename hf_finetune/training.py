@@ -82,9 +82,10 @@ def setup_logging(is_main: bool) -> None:
     datasets.utils.logging.set_verbosity_warning()
 
 
-def run(cfg: RunConfig, data=None) -> RunResult:
+def run(cfg: RunConfig, data=None, callbacks: tuple = ()) -> RunResult:
     """Train, evaluate and write the output folder. `data` (a `LabelledData`) replaces the task's own loading:
-    cross-validation folds and `hf-finetune compare` pass the splits they made, so every run sees the same ones."""
+    cross-validation folds and `hf-finetune compare` pass the splits they made, so every run sees the same ones.
+    `callbacks`: extra `TrainerCallback`s (progress reporting, timing) added to the strategies' own."""
     from transformers import EarlyStoppingCallback, set_seed
 
     push = push_settings(cfg)  # repo id, token, privacy: checked before any work
@@ -123,7 +124,7 @@ def run(cfg: RunConfig, data=None) -> RunResult:
     state.wait_for_everyone()
     keep_trainer_from_pushing(cfg.training)  # we push once at the end; no token in pickled training args
 
-    callbacks = [cb for s in strategies for cb in s.callbacks()]
+    callbacks = [cb for s in strategies for cb in s.callbacks()] + list(callbacks)
     if cfg.run.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.run.early_stopping_patience))
     trainer = StrategyTrainer(

@@ -1,0 +1,104 @@
+"""Vision configurations: our image pipeline against a plain Trainer fed by the image processor.
+
+Both fine-tune the same randomly initialised small ViT (`hf_finetune.pretrain`'s architecture,
+written once per run so nothing depends on a cached pretraining) on the same Fashion-MNIST
+target-class images with the `fashion_mnist_target` recipe's settings. Ours applies the recipe's
+augmentation (kornia crop + flip) as users get it; the plain Trainer only resizes and normalises.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from .clock import TrainClock
+
+RECIPE = "fashion_mnist_target"
+
+
+def vision_config(sizes: dict):
+    from hf_finetune.config import config_from_dict, load_recipe, resolve_recipe_path
+    from hf_finetune.local_assets import FASHION_MNIST_CLASSES, FASHION_MNIST_TARGET_CLASSES
+    from hf_finetune.pretrain import write_init_checkpoint
+
+    init = write_init_checkpoint(
+        Path(tempfile.mkdtemp(prefix="vit-")), [FASHION_MNIST_CLASSES[c] for c in FASHION_MNIST_TARGET_CLASSES]
+    )
+    values = load_recipe(resolve_recipe_path(RECIPE))
+    values.update(
+        model_name_or_path=str(init),
+        max_train_samples=sizes["vision_train"],
+        max_eval_samples=sizes["vision_eval"],
+        num_train_epochs=sizes["vision_epochs"],
+        output_dir=tempfile.mkdtemp(prefix="bench-"),
+        disable_tqdm=True,
+    )
+    return config_from_dict(values, recipe=RECIPE)
+
+
+def plain_vision(name: str, sizes: dict) -> dict:
+    import torch
+    from transformers import AutoImageProcessor, AutoModelForImageClassification, Trainer, TrainingArguments
+
+    from hf_finetune.tasks import TASKS
+
+    cfg = vision_config(sizes)
+    data = TASKS.get("image_classification")(cfg).load_data()
+    checkpoint = cfg.model.model_name_or_path
+    processor = AutoImageProcessor.from_pretrained(checkpoint)
+
+    def transform(batch):
+        pixels = processor([image.convert("RGB") for image in batch["image"]], return_tensors="pt")["pixel_values"]
+        return {"pixel_values": pixels, "labels": torch.tensor(batch["label"])}
+
+    train, test = (data.splits[s].with_transform(transform) for s in ("train", "test"))
+    torch.manual_seed(cfg.training.seed)
+    model = AutoModelForImageClassification.from_pretrained(checkpoint, num_labels=len(data.label_names))
+    args = TrainingArguments(
+        output_dir=cfg.training.output_dir,
+        per_device_train_batch_size=cfg.training.per_device_train_batch_size,
+        per_device_eval_batch_size=cfg.training.per_device_eval_batch_size,
+        learning_rate=cfg.training.learning_rate,
+        weight_decay=cfg.training.weight_decay,
+        num_train_epochs=cfg.training.num_train_epochs,
+        seed=cfg.training.seed,
+        eval_strategy="no",
+        save_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        remove_unused_columns=False,
+        use_cpu=not torch.cuda.is_available(),
+    )
+    clock = TrainClock()
+    trainer = Trainer(model=model, args=args, train_dataset=train, callbacks=[clock])
+    metrics = trainer.train().metrics
+    predictions = trainer.predict(test)
+    return {
+        "train_runtime": metrics["train_runtime"],
+        "train_samples": len(train) * cfg.training.num_train_epochs,
+        "test_accuracy": float((predictions.predictions.argmax(-1) == predictions.label_ids).mean()),
+        **clock.row(),
+    }
+
+
+def ours_vision(name: str, sizes: dict) -> dict:
+    import json
+
+    from hf_finetune.training import run
+
+    cfg = vision_config(sizes)
+    clock = TrainClock()
+    result = run(cfg, callbacks=[clock])
+    summary = json.loads((Path(cfg.training.output_dir) / "metrics.json").read_text())
+    return {
+        "train_runtime": summary["train"]["train_runtime"],
+        "train_samples": summary["data_sizes"]["train"] * cfg.training.num_train_epochs,
+        "test_accuracy": result.metrics["test"]["accuracy"],
+        **clock.row(),
+    }
+
+
+CONFIGS = {
+    "vision_plain": ("plain Trainer + image processor (no augmentation)", plain_vision, False),
+    "vision_ours": ("hf_finetune image pipeline (fashion_mnist_target recipe)", ours_vision, True),
+}
