@@ -1,6 +1,6 @@
 """`make bench`: every configuration in its own fresh process (so peak RSS is its own), then one table.
 
-    python -m bench.run                  # the full benchmark (~18 minutes on 2 idle cores, estimated)
+    python -m bench.run                  # the full benchmark (25-30 minutes on 2 idle cores, estimated)
     python -m bench.run --quick          # a tiny smoke run of every configuration (the test suite's)
     python -m bench.run --only ours dynamic_grouped --repeats 2   # interleaved A, B, A, B on a busy machine
 
