@@ -274,6 +274,11 @@ class StrategyArguments:
         return [s.strip() for s in self.strategy.split("+") if s.strip()]
 
 
+# Fields FinetuneTrainingArguments adds to TrainingArguments (every other field it declares only
+# changes a TrainingArguments default).
+OWN_TRAINING_FIELDS = frozenset({"auto_batch_size"})
+
+
 @dataclass
 class FinetuneTrainingArguments(TrainingArguments):
     """`transformers.TrainingArguments` with the defaults fine-tuning wants.
