@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 from .clock import TrainClock
+from .plain import train_plain
 
 RECIPE = "fortunes_topics"
 LORA_RECIPE = "fortunes_topics_lora"
@@ -55,8 +56,6 @@ def plain_trainer(name: str, sizes: dict) -> dict:
     from transformers import (
         AutoModelForSequenceClassification,
         DataCollatorWithPadding,
-        Trainer,
-        TrainingArguments,
         default_data_collator,
     )
 
@@ -78,28 +77,17 @@ def plain_trainer(name: str, sizes: dict) -> dict:
     model = AutoModelForSequenceClassification.from_pretrained(
         resolve_checkpoint(cfg.model.model_name_or_path), num_labels=len(data.label_names)
     )
-    args = TrainingArguments(
-        output_dir=cfg.training.output_dir,
-        per_device_train_batch_size=cfg.training.per_device_train_batch_size,
-        per_device_eval_batch_size=cfg.training.per_device_eval_batch_size,
-        learning_rate=cfg.training.learning_rate,
-        num_train_epochs=cfg.training.num_train_epochs,
-        seed=cfg.training.seed,
-        eval_strategy="no",
-        save_strategy="no",
+    collator = default_data_collator if name == "run_glue" else DataCollatorWithPadding(tokenizer)
+    trainer, metrics, accuracy, clock = train_plain(
+        cfg,
+        model,
+        train,
+        test,
+        collator,
         logging_steps=10,
-        report_to="none",
-        disable_tqdm=True,
-        use_cpu=not torch.cuda.is_available(),
         include_num_input_tokens_seen="all",
         train_sampling_strategy="group_by_length" if name == "dynamic_grouped" else "random",
     )
-    collator = default_data_collator if name == "run_glue" else DataCollatorWithPadding(tokenizer)
-    clock = TrainClock()
-    trainer = Trainer(model=model, args=args, train_dataset=train, data_collator=collator, callbacks=[clock])
-    metrics = trainer.train().metrics
-    predictions = trainer.predict(test)
-    accuracy = float((predictions.predictions.argmax(-1) == predictions.label_ids).mean())
     return {
         "train_runtime": metrics["train_runtime"],
         "train_samples": len(train) * cfg.training.num_train_epochs,

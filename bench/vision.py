@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 from .clock import TrainClock
+from .plain import train_plain
 
 RECIPE = "fashion_mnist_target"
 
@@ -38,7 +39,7 @@ def vision_config(sizes: dict):
 
 def plain_vision(name: str, sizes: dict) -> dict:
     import torch
-    from transformers import AutoImageProcessor, AutoModelForImageClassification, Trainer, TrainingArguments
+    from transformers import AutoImageProcessor, AutoModelForImageClassification
 
     from hf_finetune.tasks import TASKS
 
@@ -54,29 +55,11 @@ def plain_vision(name: str, sizes: dict) -> dict:
     train, test = (data.splits[s].with_transform(transform) for s in ("train", "test"))
     torch.manual_seed(cfg.training.seed)
     model = AutoModelForImageClassification.from_pretrained(checkpoint, num_labels=len(data.label_names))
-    args = TrainingArguments(
-        output_dir=cfg.training.output_dir,
-        per_device_train_batch_size=cfg.training.per_device_train_batch_size,
-        per_device_eval_batch_size=cfg.training.per_device_eval_batch_size,
-        learning_rate=cfg.training.learning_rate,
-        weight_decay=cfg.training.weight_decay,
-        num_train_epochs=cfg.training.num_train_epochs,
-        seed=cfg.training.seed,
-        eval_strategy="no",
-        save_strategy="no",
-        report_to="none",
-        disable_tqdm=True,
-        remove_unused_columns=False,
-        use_cpu=not torch.cuda.is_available(),
-    )
-    clock = TrainClock()
-    trainer = Trainer(model=model, args=args, train_dataset=train, callbacks=[clock])
-    metrics = trainer.train().metrics
-    predictions = trainer.predict(test)
+    trainer, metrics, accuracy, clock = train_plain(cfg, model, train, test, remove_unused_columns=False)
     return {
         "train_runtime": metrics["train_runtime"],
         "train_samples": len(train) * cfg.training.num_train_epochs,
-        "test_accuracy": float((predictions.predictions.argmax(-1) == predictions.label_ids).mean()),
+        "test_accuracy": accuracy,
         **clock.row(),
     }
 
