@@ -3,7 +3,8 @@
 Both fine-tune the same randomly initialised small ViT (`hf_finetune.pretrain`'s architecture,
 written once per run so nothing depends on a cached pretraining) on the same Fashion-MNIST
 target-class images with the `fashion_mnist_target` recipe's settings. Ours applies the recipe's
-augmentation (kornia crop + flip) as users get it; the plain Trainer only resizes and normalises.
+augmentation (kornia crop + flip) as users get it; the plain Trainer only resizes and normalises,
+so ours is also run without augmentation to tell the pipeline's cost from the augmentation's.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from .plain import train_plain
 RECIPE = "fashion_mnist_target"
 
 
-def vision_config(sizes: dict):
+def vision_config(sizes: dict, **overrides):
     from hf_finetune.config import config_from_dict, load_recipe, resolve_recipe_path
     from hf_finetune.local_assets import FASHION_MNIST_CLASSES, FASHION_MNIST_TARGET_CLASSES
     from hf_finetune.pretrain import write_init_checkpoint
@@ -33,6 +34,7 @@ def vision_config(sizes: dict):
         num_train_epochs=sizes["vision_epochs"],
         output_dir=tempfile.mkdtemp(prefix="bench-"),
         disable_tqdm=True,
+        **overrides,
     )
     return config_from_dict(values, recipe=RECIPE)
 
@@ -69,7 +71,7 @@ def ours_vision(name: str, sizes: dict) -> dict:
 
     from hf_finetune.training import run
 
-    cfg = vision_config(sizes)
+    cfg = vision_config(sizes, **({"augmentation": "none"} if name == "vision_ours_noaug" else {}))
     clock = TrainClock()
     result = run(cfg, callbacks=[clock])
     summary = json.loads((Path(cfg.training.output_dir) / "metrics.json").read_text())
@@ -84,4 +86,5 @@ def ours_vision(name: str, sizes: dict) -> dict:
 CONFIGS = {
     "vision_plain": ("plain Trainer + image processor (no augmentation)", plain_vision, False),
     "vision_ours": ("hf_finetune image pipeline (fashion_mnist_target recipe)", ours_vision, True),
+    "vision_ours_noaug": ("hf_finetune image pipeline, augmentation none", ours_vision, True),
 }

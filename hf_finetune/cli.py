@@ -237,7 +237,7 @@ def _predict(args, texts: list[str], pairs: list[str] | None) -> list[dict]:
 
 
 def compare_main(argv: list[str]) -> int:
-    from .compare import DEFAULT_METHODS, Comparison, markdown_table, parse_list
+    from .compare import DEFAULT_METHODS, DEFAULT_MIN_STEPS, Comparison, markdown_table, parse_list
     from .features import POOLINGS
 
     parser = _Parser(
@@ -254,6 +254,11 @@ def compare_main(argv: list[str]) -> int:
     )  # fmt: skip
     parser.add_argument("--fractions", default="1.0", help="Shares of the train split, e.g. 0.1,0.3,1.0.")
     parser.add_argument("--seeds", default="42", help="Training seeds, e.g. 42,43,44.")
+    parser.add_argument(
+        "--min_steps", type=int, default=DEFAULT_MIN_STEPS,
+        help="Raise a run's epochs until it takes at least this many optimizer steps, so small fractions "
+        f"train too (default {DEFAULT_MIN_STEPS}; 0: the recipe's epochs for every fraction).",
+    )  # fmt: skip
     parser.add_argument("--pooling", choices=POOLINGS, default="cls", help="Pooling of the features_* methods.")
     parser.add_argument("--out", help="Output folder. Default: outputs/compare-<recipe>.")
     parser.add_argument(
@@ -275,7 +280,7 @@ def compare_main(argv: list[str]) -> int:
     comparison = Comparison(
         args.config, overrides, parse_list(args.strategies, str, "strategies"),
         parse_list(args.fractions, float, "fractions"), parse_list(args.seeds, int, "seeds"),
-        Path(args.out) if args.out else None, pooling=args.pooling,
+        Path(args.out) if args.out else None, pooling=args.pooling, min_steps=args.min_steps,
     )  # fmt: skip
     rows = comparison.run()
     print()

@@ -13,6 +13,9 @@ is given). Command-line overrides apply to every method.
 The data is loaded once, with the recipe's seed: every method and seed sees the same train,
 validation and test splits. `--fractions` keep a stratified random share of train (drawn with
 the run's seed; 1.0 keeps all), `--seeds` repeat each run with another training seed.
+`--min_steps` raises the epochs of a small fraction until its run takes that many optimizer
+steps: at the recipe's epochs, 5% of the text demo is 8 steps, which leaves every strategy at
+chance and says nothing about the strategies. The epochs each run used are in its row.
 
 Each run keeps its outputs in `<out>/<method>/frac-<f>/seed-<s>/` with the usual completion
 marker; a finished run is skipped when the command is repeated, so an interrupted comparison
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from pathlib import Path
 
@@ -39,9 +43,10 @@ COMPARE_JSON, COMPARE_MD = "compare.json", "compare.md"
 # train_time_s: Trainer runs, the training loop's wall time; features runs, the head's fit plus the
 # feature extraction of the training rows used (extract_time_s, fit_time_s, separately too).
 # trainable_params: parameters the optimizer updated; features runs, the numbers the head fitted.
-ROW_KEYS = ("method", "kind", "fraction", "seed", "n_train", "split", "accuracy", "macro_f1", "train_time_s",
+ROW_KEYS = ("method", "kind", "fraction", "seed", "n_train", "epochs", "split", "accuracy", "macro_f1", "train_time_s",
             "trainable_params", "extract_time_s", "fit_time_s", "recipe", "output_dir")  # fmt: skip
 DEFAULT_METHODS = "linear_probe,features_logreg,features_svm,full"
+DEFAULT_MIN_STEPS = 30
 
 
 def parse_list(text: str, kind: type, name: str) -> list:
@@ -89,6 +94,17 @@ def subsample(labels, fraction: float, seed: int) -> np.ndarray:
     return np.sort(keep)
 
 
+def epochs_for_min_steps(training, n_train: int, min_steps: int) -> float:
+    """The recipe's epochs, or more when `n_train` rows at its batch give fewer than `min_steps`
+    optimizer steps (the recipe's `max_steps`, when set, wins as it does in Trainer)."""
+    epochs = training.num_train_epochs
+    if training.max_steps > 0 or min_steps <= 0:
+        return epochs
+    batches = math.ceil(n_train / (training.per_device_train_batch_size * training.world_size))
+    steps_per_epoch = max(batches // training.gradient_accumulation_steps, 1)
+    return max(epochs, math.ceil(min_steps / steps_per_epoch))
+
+
 def tuned_recipe_path(recipe_path: Path, method: str) -> Path | None:
     """The recipe tuned for `method` beside `recipe_path` (`fortunes_topics_linear_probe.yaml`), if there is one."""
     sibling = recipe_path.with_name(f"{recipe_path.stem}_{method.replace('+', '_')}.yaml")
@@ -103,7 +119,8 @@ class Comparison:
     """The run matrix of one `compare` command: methods x fractions x seeds on one recipe's splits."""
 
     def __init__(self, config: str, overrides: list[str], methods: list[str], fractions: list[float],
-                 seeds: list[int], out: Path | None, pooling: str = "cls"):  # fmt: skip
+                 seeds: list[int], out: Path | None, pooling: str = "cls",
+                 min_steps: int = DEFAULT_MIN_STEPS):  # fmt: skip
         from .config import load_recipe, parse_config, resolve_recipe_path
 
         check_methods(methods)
@@ -115,6 +132,7 @@ class Comparison:
         if self.base.run.cv_folds:
             raise UserError("compare runs one split per method; remove cv_folds (use --seeds for repeats)")
         self.methods, self.fractions, self.seeds, self.pooling = methods, fractions, seeds, pooling
+        self.min_steps = min_steps
         self.out = Path(out or Path("outputs") / f"compare-{self.recipe_path.stem}")
         self._data = None
         self._features = None
@@ -170,14 +188,18 @@ class Comparison:
         from .training import run
 
         argv, recipe = self.strategy_argv(method, seed, folder)
+        cfg = parse_config(argv, prog="hf-finetune compare")
+        epochs = epochs_for_min_steps(cfg.training, len(indices), self.min_steps)
+        if epochs != cfg.training.num_train_epochs:
+            cfg = parse_config([*argv, "--num_train_epochs", f"{epochs:g}"], prog="hf-finetune compare")
         if not is_finished(folder):
-            cfg = parse_config(argv, prog="hf-finetune compare")
             data = self.data
             splits = dict(data.splits)
             splits["train"] = splits["train"].select(indices)
             run(cfg, data=LabelledData(splits, data.label_names, data.source, dict(data.extra_outputs)))
         summary = json.loads((folder / METRICS).read_text(encoding="utf-8"))
-        return scores_row(summary, "strategy", recipe, summary["train_runtime"], summary["parameters"][0])
+        row = scores_row(summary, "strategy", recipe, summary["train_runtime"], summary["parameters"][0])
+        return {**row, "epochs": epochs}
 
     def run_features(self, method: str, fraction: float, seed: int, folder: Path, indices) -> dict:
         from .classical import CLASSICAL_JSON, run_classical
@@ -244,12 +266,13 @@ def scores_row(summary: dict, kind: str, recipe: str, train_time: float, trainab
 
 def markdown_table(rows: list[dict]) -> str:
     lines = [
-        "| method | fraction | seed | n train | accuracy | macro F1 | train time s | trainable params |",
-        "|---|---|---|---|---|---|---|---|",
+        "| method | fraction | seed | n train | epochs | accuracy | macro F1 | train time s | trainable params |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['method']} | {r['fraction']:g} | {r['seed']} | {r['n_train']} | {r['accuracy']:.4f} | "
+            f"| {r['method']} | {r['fraction']:g} | {r['seed']} | {r['n_train']} | "
+            f"{'' if r['epochs'] is None else format(r['epochs'], 'g')} | {r['accuracy']:.4f} | "
             f"{r['macro_f1']:.4f} | {r['train_time_s']:.1f} | {r['trainable_params']:,} |"
         )
     return "\n".join(lines)

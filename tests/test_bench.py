@@ -73,6 +73,7 @@ def test_quick_mode_writes_every_configuration_and_column(tmp_path):
         "ours/dynamic",
         "ours/dynamic_grouped",
         "vision_ours/vision_plain",
+        "vision_ours_noaug/vision_plain",
     }
     table = (tmp_path / "results.md").read_text()
     assert table in done.stdout and "| (2b) plain Trainer" in table

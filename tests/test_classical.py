@@ -97,11 +97,29 @@ def test_cv_folds_trains_k_fresh_models_and_resumes(tmp_path, capsys):
     assert (out / "fold-0" / "model.safetensors").stat().st_mtime_ns == stamp
 
 
+@pytest.mark.parametrize(
+    ("n_train", "batch", "accumulation", "max_steps", "min_steps", "epochs"),
+    [
+        (99, 32, 1, -1, 40, 10),  # 4 batches an epoch: 10 epochs reach 40 steps
+        (1983, 32, 1, -1, 40, 3),  # already 62 steps an epoch: the recipe's 3 epochs stay
+        (99, 16, 2, -1, 40, 14),  # 7 batches, 3 optimizer steps an epoch
+        (99, 32, 1, 5, 40, 3),  # max_steps wins, as in Trainer
+        (99, 32, 1, -1, 0, 3),  # 0 turns the rule off
+    ],
+)
+def test_min_steps_raises_the_epochs_of_small_fractions(n_train, batch, accumulation, max_steps, min_steps, epochs):
+    from hf_finetune.compare import epochs_for_min_steps
+
+    training = parse_config(["--config", "fortunes_topics", "--per_device_train_batch_size", str(batch),
+                             "--gradient_accumulation_steps", str(accumulation), "--max_steps", str(max_steps)]).training  # fmt: skip
+    assert epochs_for_min_steps(training, n_train, min_steps) == epochs
+
+
 @pytest.mark.slow
 def test_compare_runs_every_method_fraction_and_resumes(tmp_path, capsys):
     out = tmp_path / "cmp"
     argv = ["compare", "--config", "fortunes_topics", "--strategies", "linear_probe,features_logreg",
-            "--fractions", "0.5,1.0", *TINY, "--out", str(out)]  # fmt: skip
+            "--fractions", "0.5,1.0", "--min_steps", "2", *TINY, "--out", str(out)]  # fmt: skip
     code, stdout, err = run_cli(argv, capsys)
     assert code == 0, err
     rows = read_json(out / "compare.json")["rows"]
@@ -113,6 +131,10 @@ def test_compare_runs_every_method_fraction_and_resumes(tmp_path, capsys):
         assert 0 <= row["accuracy"] <= 1 and 0 <= row["macro_f1"] <= 1 and row["train_time_s"] > 0
         assert row["trainable_params"] > 0 and row["split"] == "test"
     assert [r["n_train"] for r in rows] == [20, 20, 40, 40]
+    # --min_steps 2: 20 rows are one batch of 32, so 2 epochs; 40 rows are 2 batches, so the recipe's 1
+    assert [r["epochs"] for r in rows] == [2, None, 1, None]
+    state = read_json(out / "linear_probe" / "frac-0.5" / "seed-42" / "trainer_state.json")
+    assert state["global_step"] == 2
     assert rows[0]["recipe"] == "fortunes_topics_linear_probe"  # the tuned sibling recipe of the strategy
     assert rows[0]["trainable_params"] == rows[1]["trainable_params"] == 4 * 384 + 4
     assert stdout.count("| linear_probe |") == 2 and (out / "compare.md").is_file()

@@ -89,9 +89,12 @@ def test_compare_writes_the_report_end_to_end(tmp_path, pretrained_vit, capsys):
     argv = ["compare", "--config", "fashion_mnist_target", "--model_name_or_path", str(pretrained_vit),
             "--dataset_name", "packaged:digits", "--strategies", "scratch,linear_probe,full", "--fractions", "0.5,1",
             "--seeds", "1", "--max_train_samples", "240", "--max_eval_samples", "200", "--num_train_epochs", "2",
-            "--out", str(out)]  # fmt: skip
+            "--min_steps", "12", "--out", str(out)]  # fmt: skip
     code, stdout, err = run_cli(argv, capsys)
     assert code == 0, err
+    # --min_steps 12: 120 images are 4 batches of 32, so 3 epochs; 240 are 8 batches, so the 2 asked for
+    epochs = {(r["method"], r["fraction"]): r["epochs"] for r in json.loads((out / "compare.json").read_text())["rows"]}
+    assert epochs == {(m, f): 3 if f == 0.5 else 2 for m in ("scratch", "linear_probe", "full") for f in (0.5, 1.0)}
     report = out / "report"
     assert f"transfer report: {report / 'report.md'}" in stdout
     for name in ("report.md", "report.html", "learning_curves.png", "fraction_curve.png"):
