@@ -102,7 +102,7 @@ def epochs_for_min_steps(training, n_train: int, min_steps: int) -> float:
         return epochs
     batches = math.ceil(n_train / (training.per_device_train_batch_size * training.world_size))
     steps_per_epoch = max(batches // training.gradient_accumulation_steps, 1)
-    return max(epochs, math.ceil(min_steps / steps_per_epoch))
+    return float(max(epochs, math.ceil(min_steps / steps_per_epoch)))
 
 
 def tuned_recipe_path(recipe_path: Path, method: str) -> Path | None:
