@@ -315,7 +315,7 @@ def zero_shot_evaluate(
 
     Returns the standard zero-shot scores (candidates: the unseen classes; chance 1/#unseen), the
     generalized scores when the table lists seen classes (candidates: every class), and how often each
-    thresholded attribute (p >= 0.5) agrees with the class description on those images.
+    thresholded attribute (p >= 0.5) agrees with the class description, per unseen class.
     """
     if prior not in PRIORS:
         raise UserError(f"prior must be one of {', '.join(PRIORS)}, got '{prior}'")
@@ -334,8 +334,14 @@ def zero_shot_evaluate(
     logger.info("zero-shot: %d images of %s from the %s split of %s", len(images), ", ".join(unseen), split, data)
     probs = attribute_probabilities(model, processor, images, batch_size)
     priors = table.priors(attributes) if prior == "seen" else None
-    described = table.matrix(true_names, attributes)
-    attribute_accuracy = ((probs >= 0.5) == (described > 0.5)).mean(axis=0)
+    # Per unseen class: how often each thresholded attribute (p >= 0.5) says what the description says.
+    agrees = (probs >= 0.5) == (table.matrix(true_names, attributes) > 0.5)
+    attribute_agreement = {
+        name: dict(
+            zip(attributes, np.round(agrees[[t == name for t in true_names]].mean(axis=0), 4).tolist(), strict=True)
+        )
+        for name in unseen
+    }
     counts = {name: true_names.count(name) for name in unseen}
     report = {
         "model": str(model_dir),
@@ -350,9 +356,7 @@ def zero_shot_evaluate(
             **score_candidates(probs, true_names, table, attributes, unseen, priors),
             "majority_baseline": round(max(counts.values()) / len(images), 4),
         },
-        "unseen_attribute_accuracy": {
-            a: round(float(v), 4) for a, v in zip(attributes, attribute_accuracy, strict=True)
-        },
+        "attribute_agreement": attribute_agreement,
     }
     if skipped:
         report["generalized_skipped"] = skipped
@@ -382,6 +386,7 @@ def format_report(report: dict) -> str:
         lines.append("  " + " " * 20 + "".join(f"{c:>{width}}" for c in cm["columns"]))
         for name, row in zip(cm["rows"], cm["matrix"], strict=True):
             lines.append(f"  {name:<20}" + "".join(f"{v:>{width}}" for v in row))
-    agreement = ", ".join(f"{a} {v:.3f}" for a, v in report["unseen_attribute_accuracy"].items())
-    lines.append(f"attribute agreement with the descriptions on these images: {agreement}")
+    lines.append("attributes (p >= 0.5) agreeing with the class description:")
+    for name, values in report["attribute_agreement"].items():
+        lines.append(f"  {name:<20} " + ", ".join(f"{a} {v:.3f}" for a, v in values.items()))
     return "\n".join(lines)
