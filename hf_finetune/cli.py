@@ -471,7 +471,7 @@ def zero_shot_main(argv: list[str]) -> int:
     parser.add_argument(
         "--classes", required=True,
         help="Class table: a .yaml with `unseen:` (and optional `seen:`) mapping classes to attribute lists, "
-        "or packaged:fashion-mnist.",
+        "a .csv with columns class,split (seen/unseen) and one 0/1 column per attribute, or packaged:fashion-mnist.",
     )  # fmt: skip
     parser.add_argument(
         "--data", required=True, help="Labelled images: packaged:NAME, a dataset or image folder, or a file of paths."

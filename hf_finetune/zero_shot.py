@@ -25,6 +25,8 @@ counts as absent:
       Trouser: [clothing, covers_legs]
       ...
 
+or, as a CSV class-attribute matrix, `class,split,clothing,footwear,...` rows such as `Dress,unseen,1,0,...`.
+
 `packaged:fashion-mnist` is that table for Fashion-MNIST, built from the one attribute table
 (`local_assets.FASHION_MNIST_ATTRIBUTES`) with Dress and Sneaker unseen.
 """
@@ -49,7 +51,7 @@ PROBABILITY_CLIP = 1e-4
 # An attribute every seen class has (or none has) gives a prior of 1 (or 0); Lampert clips priors too.
 PRIOR_CLIP = 0.01
 PRIORS = ("seen", "none")
-TABLE_SUFFIXES = (".yaml", ".yml", ".json")
+TABLE_SUFFIXES = (".yaml", ".yml", ".json", ".csv")
 
 
 @dataclass
@@ -150,7 +152,7 @@ PACKAGED_TABLES = {"fashion-mnist": fashion_mnist_class_table}
 
 
 def read_class_table(path: str) -> ClassTable:
-    """`--classes`: a YAML/JSON file, or `packaged:fashion-mnist`."""
+    """`--classes`: a YAML/JSON file, a CSV class-attribute matrix, or `packaged:fashion-mnist`."""
     import yaml
 
     if is_packaged(path):
@@ -163,11 +165,34 @@ def read_class_table(path: str) -> ClassTable:
         raise UserError(f"class table {path} does not exist (a .yaml file: unseen: {{class: [attribute, ...]}})")
     if file.suffix not in TABLE_SUFFIXES:
         raise UserError(f"class table {path} must be {' or '.join(TABLE_SUFFIXES)}")
+    if file.suffix == ".csv":
+        return parse_class_table(read_csv_table(file), path)
     try:
         values = yaml.safe_load(file.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise UserError(f"cannot parse {path}: {first_line(exc)}") from None
     return parse_class_table(values, path)
+
+
+def read_csv_table(file: Path) -> dict:
+    """The published form of attribute tables (Lampert's class-attribute matrix): a row per class,
+    `class,split,<attribute>,...` with split `seen` or `unseen` and 0/1 per attribute."""
+    import csv
+
+    with open(file, encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    header = list(rows[0]) if rows else []
+    if header[:2] != ["class", "split"] or len(header) < 3:
+        raise UserError(f"{file} must start with the columns class,split then one 0/1 column per attribute")
+    values: dict = {"unseen": {}, "seen": {}}
+    for number, row in enumerate(rows, start=2):
+        if row["split"] not in values:
+            raise UserError(f"{file} line {number}: split must be seen or unseen, got '{row['split']}'")
+        bad = [a for a in header[2:] if (row[a] or "").strip() not in ("0", "1")]
+        if bad:
+            raise UserError(f"{file} line {number}: attribute columns hold 0 or 1; {', '.join(bad)} do not")
+        values[row["split"]][row["class"]] = [a for a in header[2:] if row[a].strip() == "1"]
+    return values
 
 
 def dap_log_scores(attribute_probs, class_attributes, priors=None) -> np.ndarray:
