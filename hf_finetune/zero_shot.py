@@ -287,14 +287,15 @@ def load_class_images(data: str, split: str, image_column: str, label_column: st
     require_columns(dataset, [("image_column", image_column), ("label_column", label_column)], split, data)
     feature = dataset.features[label_column]
     names = [feature.int2str(v) if isinstance(feature, ClassLabel) else str(v) for v in dataset[label_column]]
-    missing = [c for c in classes if c not in set(names)]
+    present, wanted = set(names), set(classes)
+    missing = [c for c in classes if c not in present]
     if missing:
-        present = ", ".join(sorted(set(names))[:12])
+        shown = ", ".join(sorted(present)[:12])
         raise UserError(
             f"no images of class(es) {', '.join(missing)} in the {split} split of {data} (column '{label_column}' "
-            f"holds: {present}); class names in the table must match the data's"
+            f"holds: {shown}); class names in the table must match the data's"
         )
-    rows = [i for i, name in enumerate(names) if name in set(classes)]
+    rows = [i for i, name in enumerate(names) if name in wanted]
     base = file.resolve().parent if file.is_file() else (file.resolve() if file.is_dir() else Path.cwd())
     checker = ImageChecker(image_column, {split: base}, skip_bad=False, source=data, trusted=is_packaged(data))
     subset = checker(split, dataset.select(rows))

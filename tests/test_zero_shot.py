@@ -190,3 +190,14 @@ def test_csv_class_attribute_matrix_reads_as_the_yaml_table(tmp_path):
     path.write_text(lines[0] + "\nDress,unseen,1,1,1,0,0,0,0,yes\n")
     with pytest.raises(UserError, match="line 2: attribute columns hold 0 or 1; covers_ankle"):
         read_class_table(str(path))
+
+
+def test_class_images_are_the_unseen_classes_of_the_split_and_a_missing_class_is_named():
+    from hf_finetune.zero_shot import load_class_images
+
+    images, names = load_class_images("packaged:digits", "test", "image", "label", ["3", "8"])
+    assert set(names) == {"3", "8"} and len(images) == len(names) == 72 and images[0].size == (8, 8)
+    with pytest.raises(UserError, match="no images of class.*Dress in the test split"):
+        load_class_images("packaged:digits", "test", "image", "label", ["3", "Dress"])
+    with pytest.raises(UserError, match="no 'valid' split"):
+        load_class_images("packaged:digits", "valid", "image", "label", ["3", "8"])
