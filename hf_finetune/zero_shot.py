@@ -162,7 +162,7 @@ def read_class_table(path: str) -> ClassTable:
         return PACKAGED_TABLES[key]()
     file = Path(path).expanduser()
     if not file.is_file():
-        raise UserError(f"class table {path} does not exist (a .yaml file: unseen: {{class: [attribute, ...]}})")
+        raise UserError(f"class table {path} does not exist: pass a .yaml or .csv table of the classes' attributes")
     if file.suffix not in TABLE_SUFFIXES:
         raise UserError(f"class table {path} must be {' or '.join(TABLE_SUFFIXES)}")
     if file.suffix == ".csv":
