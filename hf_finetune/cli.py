@@ -28,6 +28,7 @@ COMMANDS = {
     "recipes": "list the shipped recipes",
     "strategies": "list the transfer strategies",
     "tasks": "list the tasks",
+    "zero-shot": "classify unseen classes by their attributes: hf-finetune zero-shot --model RUN --classes T --data D",
 }
 
 
@@ -456,6 +457,52 @@ def listing_main(command: str) -> int:
     return EXIT_OK
 
 
+def zero_shot_main(argv: list[str]) -> int:
+    from .outputs import write_json
+    from .zero_shot import PRIORS, format_report, zero_shot_evaluate
+
+    parser = _Parser(
+        prog="hf-finetune zero-shot",
+        description=COMMANDS["zero-shot"] + ". Direct attribute prediction (Lampert et al.): the attribute model "
+        "(a --multi_label true image run on the seen classes) scores each unseen class's attribute description.",
+        allow_abbrev=False,
+    )
+    parser.add_argument("--model", required=True, help="Output folder of a multi-label attribute run.")
+    parser.add_argument(
+        "--classes", required=True,
+        help="Class table: a .yaml with `unseen:` (and optional `seen:`) mapping classes to attribute lists, "
+        "a .csv with columns class,split (seen/unseen) and one 0/1 column per attribute, or packaged:fashion-mnist.",
+    )  # fmt: skip
+    parser.add_argument(
+        "--data", required=True, help="Labelled images: packaged:NAME, a dataset or image folder, or a file of paths."
+    )
+    parser.add_argument("--split", default="test", help="Split of --data to score (default test).")
+    parser.add_argument("--image_column", "--image-column", default="image")
+    parser.add_argument("--label_column", "--label-column", default="label", help="Column with the class names.")
+    parser.add_argument(
+        "--prior", choices=PRIORS, default="seen",
+        help="Attribute priors p(a): the seen classes' mean attribute vector (default), or none.",
+    )  # fmt: skip
+    parser.add_argument("--batch_size", "--batch-size", type=int, default=128)
+    parser.add_argument("--output", help="JSON report. Default: zero_shot.json in --model.")
+    args = parser.parse_args(argv)
+    output = Path(args.output) if args.output else Path(args.model) / "zero_shot.json"
+    if output.suffix != ".json":
+        raise UserError(f"--output must end in .json, got {output}")
+    from .training import setup_logging
+
+    setup_logging(is_main=True)
+    report = zero_shot_evaluate(
+        args.model, args.classes, args.data, split=args.split, image_column=args.image_column,
+        label_column=args.label_column, prior=args.prior, batch_size=args.batch_size,
+    )  # fmt: skip
+    print(format_report(report))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    write_json(output, report)
+    print(f"report written to {output}")
+    return EXIT_OK
+
+
 def usage() -> str:
     lines = ["usage: hf-finetune COMMAND [options]", "", "commands:"]
     lines += [f"  {name:<12} {text}" for name, text in COMMANDS.items()]
@@ -490,6 +537,8 @@ def dispatch(argv: list[str]) -> int:
         return advise_main(rest)
     if command in ("recipes", "strategies", "tasks"):
         return listing_main(command)
+    if command in ("zero-shot", "zero_shot"):
+        return zero_shot_main(rest)
     raise UserError(f"unknown command '{command}'; commands: {', '.join(COMMANDS)}")
 
 

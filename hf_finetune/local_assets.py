@@ -282,20 +282,41 @@ FASHION_MNIST_SOURCE_CLASSES = (0, 2, 4, 6, 8)
 FASHION_MNIST_TARGET_CLASSES = (1, 3, 5, 7, 9)
 # The one attribute table for Fashion-MNIST classes (multi-label images, zero-shot by attributes).
 # Only attributes every image of the class has: "long_sleeves" is not given to Shirt or T-shirt/top
-# because the class holds both sleeve lengths.
+# because the class holds both sleeve lengths. `open_toe` and `covers_ankle` tell the three kinds of
+# footwear apart (a sneaker is closed and low: neither), so that zero-shot by attributes can describe
+# Sneaker from what Sandal and Ankle boot teach, as it describes Dress (upper_body + covers_legs) from
+# the tops and Trouser.
 FASHION_MNIST_ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "T-shirt/top": ("clothing", "upper_body"),
     "Trouser": ("clothing", "covers_legs"),
     "Pullover": ("clothing", "upper_body", "long_sleeves"),
     "Dress": ("clothing", "upper_body", "covers_legs"),
     "Coat": ("clothing", "upper_body", "long_sleeves"),
-    "Sandal": ("footwear",),
+    "Sandal": ("footwear", "open_toe"),
     "Shirt": ("clothing", "upper_body"),
     "Sneaker": ("footwear",),
     "Bag": ("accessory",),
-    "Ankle boot": ("footwear",),
+    "Ankle boot": ("footwear", "covers_ankle"),
 }
-ATTRIBUTE_NAMES = ("clothing", "upper_body", "covers_legs", "long_sleeves", "footwear", "accessory")
+ATTRIBUTE_NAMES = (
+    "clothing",
+    "upper_body",
+    "covers_legs",
+    "long_sleeves",
+    "footwear",
+    "accessory",
+    "open_toe",
+    "covers_ankle",
+)
+# Zero-shot by attributes (`hf_finetune.zero_shot`): these target classes are held out of training
+# entirely. Each is a combination of attributes that seen classes teach: Dress = the tops' upper_body
+# + Trouser's covers_legs; Sneaker = footwear with neither Sandal's open_toe nor Ankle boot's
+# covers_ankle. A third target class cannot be held out too: without Trouser covers_legs has no
+# positive example, without Sandal or Ankle boot open_toe or covers_ankle has none.
+FASHION_MNIST_UNSEEN_CLASSES = (3, 7)
+FASHION_MNIST_SEEN_CLASSES = tuple(
+    c for c in range(len(FASHION_MNIST_CLASSES)) if c not in FASHION_MNIST_UNSEEN_CLASSES
+)
 DIGITS_SEED = 0
 DIGITS_TEST_FRACTION = 0.2
 
@@ -402,6 +423,11 @@ def fashion_mnist_target():
     return fashion_mnist(FASHION_MNIST_TARGET_CLASSES)
 
 
+def fashion_mnist_attributes_seen():
+    """Attribute labels of the zero-shot seen classes only: Dress and Sneaker images are not in it at all."""
+    return fashion_mnist_attributes(FASHION_MNIST_SEEN_CLASSES)
+
+
 PACKAGED_DATASETS: dict[str, Callable[[], object]] = {
     "fortunes-topics": fortunes_topics,
     "fortunes-topic-sets": fortunes_topic_sets,
@@ -412,6 +438,7 @@ PACKAGED_DATASETS: dict[str, Callable[[], object]] = {
     "fashion-mnist-target": fashion_mnist_target,
     "fashion-mnist-attributes": fashion_mnist_attributes,
     "digits": digits,
+    "fashion-mnist-attributes-seen": fashion_mnist_attributes_seen,
 }
 
 
