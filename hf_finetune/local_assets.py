@@ -442,7 +442,7 @@ def fashion_mnist_categories():
     feature = ClassLabel(names=list(FASHION_MNIST_CATEGORIES))
     return DatasetDict(
         {
-            split: ds.add_column("category", [category_of[i] for i in ds["label"]]).cast_column("category", feature)
+            split: ds.add_column("category", [category_of[i] for i in ds["label"]], feature=feature)
             for split, ds in data.items()
         }
     )
@@ -465,7 +465,7 @@ def fortunes_topics_readability(seed: int = FORTUNES_SEED):
 
     return DatasetDict(
         {
-            split: ds.add_column("readability", [band(t) for t in ds["text"]]).cast_column("readability", feature)
+            split: ds.add_column("readability", [band(t) for t in ds["text"]], feature=feature)
             for split, ds in fortunes_topics(seed=seed).items()
         }
     )

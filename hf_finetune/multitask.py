@@ -170,7 +170,8 @@ class TaskBatchSampler(torch.utils.data.Sampler):
         return self.sampling.batches_per_epoch(self.batch_size)
 
     def __iter__(self):
-        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        # Not seed + epoch: seed 42's second epoch would repeat seed 43's first.
+        generator = torch.Generator().manual_seed((self.seed << 20) + self.epoch)
         probabilities = torch.tensor(self.sampling.probabilities, dtype=torch.float64)
         tasks = torch.multinomial(probabilities, len(self), replacement=True, generator=generator).tolist()
         streams: dict[int, list[int]] = {}

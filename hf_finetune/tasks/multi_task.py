@@ -176,7 +176,10 @@ class MultiTask(Task):
         per_task = {}
         for index, task in enumerate(self.names):
             task_cfg = self.task_config(index)
-            per_task[task] = type(self.inputs)(task_cfg).load_data()
+            try:
+                per_task[task] = type(self.inputs)(task_cfg).load_data()
+            except UserError as exc:  # the loader names the single-task option; say which task and list
+                raise UserError(f"task {task}: {exc}".replace("--label_column", "--multitask_label_columns")) from None
             sizes = {split: len(ds) for split, ds in per_task[task].splits.items()}
             logger.info("task %s (column '%s'): %s", task, task_cfg.data.label_column, sizes)
         splits = {}
