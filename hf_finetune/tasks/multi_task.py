@@ -118,6 +118,8 @@ class MultiTask(Task):
             raise UserError(f"multitask_input_kind must be text or image, got '{args.multitask_input_kind}'")
         if cfg.data.multi_label:
             raise UserError("multi_task heads are single-label; remove --multi_label")
+        if cfg.run.cv_folds:
+            raise UserError("cv_folds is not supported for multi_task (folds would mix the tasks); remove it")
         refused = [s for s in cfg.strategy.strategy_names if s in UNSUPPORTED_STRATEGIES]
         if refused:
             raise UserError(
@@ -165,7 +167,7 @@ class MultiTask(Task):
 
     @property
     def target_column(self) -> str:
-        return ", ".join(f"{t}=`{c}`" for t, c in zip(self.names, self.args.multitask_label_columns, strict=True))
+        return ", ".join(f"{t}: {c}" for t, c in zip(self.names, self.args.multitask_label_columns, strict=True))
 
     def check_model_inputs(self):
         self.inputs.check_model_inputs()
