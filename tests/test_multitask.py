@@ -207,23 +207,22 @@ def test_bad_multitask_settings_are_one_line_errors(overrides, message, tmp_path
 
 
 @pytest.mark.slow
-def test_both_heads_beat_their_majority_baseline_and_predict_from_the_folder(vit_init_dir, tmp_path, capsys):
-    """The vision recipe, small: 10-way garment (300 images) and 3-way category (900) from the ViT
-    checkpoint, then `predict --task all` on real image files from the saved folder."""
+def test_both_heads_beat_their_majority_baseline_and_predict_from_the_folder(pretrained_vit, tmp_path, capsys):
+    """The vision recipe, small: 10-way garment (200 images) and 3-way category (600) on the session's
+    pretrained ViT, then `predict --task all` on real image files from the saved folder."""
     out = tmp_path / "model"
-    argv = ["train", "--config", "fashion_mnist_multitask", "--model_name_or_path", str(vit_init_dir),
-            "--multitask_max_train_samples", "300", "900", "--max_eval_samples", "300", "--num_train_epochs", "4",
-            "--learning_rate", "1e-3", "--output_dir", str(out), "--disable_tqdm", "true"]  # fmt: skip
+    argv = ["train", "--config", "fashion_mnist_multitask", "--model_name_or_path", str(pretrained_vit),
+            "--multitask_max_train_samples", "200", "600", "--max_eval_samples", "200", "--num_train_epochs", "3",
+            "--output_dir", str(out), "--disable_tqdm", "true"]  # fmt: skip
     code, stdout, err = run_cli(argv, capsys)
     assert code == 0, err
     metrics = read_json(out / "metrics.json")
     test, baseline = metrics["metrics"]["test"], metrics["baseline"]["scores"]
     for task in ("garment", "category"):
         assert test[f"{task}_accuracy"] > baseline[f"{task}_accuracy"] + 0.1, (task, test, baseline)
-    assert metrics["tasks"]["garment"]["train_rows"] == 300 and metrics["tasks"]["category"]["train_rows"] == 900
-    assert metrics["tasks"]["garment"]["batch_share"] == pytest.approx(
-        0.366, abs=0.01
-    )  # sqrt(300)/(sqrt(300)+sqrt(900))
+    garment, category = metrics["tasks"]["garment"], metrics["tasks"]["category"]
+    assert garment["train_rows"] == 200 and category["train_rows"] == 600
+    assert garment["batch_share"] == pytest.approx(0.366, abs=0.01)  # sqrt(200) / (sqrt(200) + sqrt(600))
     assert set(metrics["per_task"]["test"]) == {"garment", "category"}
     assert (out / "run_complete.json").is_file() and (out / "heads.safetensors").is_file()
 
