@@ -201,7 +201,6 @@ class MultiTask(Task):
             splits[split] = concatenate_datasets(parts)
         tasks = {task: data.label_names for task, data in per_task.items()}
         extra = {name: text for data in per_task.values() for name, text in data.extra_outputs.items()}
-        self.train_sizes = [len(data.splits["train"]) for data in per_task.values()]
         sources = sorted({data.source for data in per_task.values()})
         return LabelledData(splits=splits, label_names=flat_label_names(tasks), source=", ".join(sources),
                             extra_outputs=extra)  # fmt: skip
