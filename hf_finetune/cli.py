@@ -125,6 +125,11 @@ def predict_main(argv: list[str]) -> int:
         "--trust-model", "--trust_model", dest="trust_model", action="store_true",
         help="Classical model folders: load a model.skops that names types outside skops' trusted set.",
     )  # fmt: skip
+    parser.add_argument(
+        "--task", action="append",
+        help="Multi-task model folders: the head(s) to predict with (repeatable or comma-separated; `all`, the "
+        "default, for every head). An image model reads image file paths from the input column.",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     check_prediction_output(args.output)
     if args.input:
@@ -226,7 +231,12 @@ def _predict(args, texts: list[str], pairs: list[str] | None) -> list[dict]:
     through its backbone(s) and scikit-learn pipeline."""
     from .classical import ClassicalPredictor, is_classical_folder
     from .inference import load_pipeline, predict_texts
+    from .multitask import is_multitask_folder
 
+    if is_multitask_folder(args.model):
+        return _predict_multitask(args, texts, pairs)
+    if args.task:
+        raise UserError(f"--task picks a head of a multi-task model; {args.model} has one head: drop --task")
     if is_classical_folder(args.model):
         if pairs:
             raise UserError("a classical model reads one text per row; drop --text_pair_column")
@@ -235,6 +245,22 @@ def _predict(args, texts: list[str], pairs: list[str] | None) -> list[dict]:
             raise UserError(f"{args.model} is an image model and `predict` reads text; use ClassicalPredictor.predict")
         return predictor.predict(texts)
     return predict_texts(load_pipeline(args.model, batch_size=args.batch_size), texts, pairs)
+
+
+def _predict_multitask(args, values: list[str], pairs: list[str] | None) -> list[dict]:
+    """A multi-task folder: the chosen heads' labels and probabilities; image models read image paths,
+    relative ones from the input file's folder."""
+    from .multitask import MultiTaskPredictor
+
+    if pairs:
+        raise UserError("a multi-task model reads one text per row; drop --text_pair_column")
+    predictor = MultiTaskPredictor(args.model, batch_size=args.batch_size)
+    tasks = [t.strip() for value in args.task or ["all"] for t in value.split(",") if t.strip()]
+    tasks = predictor.check_tasks(None if tasks == ["all"] else tasks)
+    if predictor.modality == "image":
+        base = Path(args.input).expanduser().resolve().parent if args.input else Path.cwd()
+        values = [str(base / v) for v in values]
+    return predictor.predict(values, tasks)
 
 
 def compare_main(argv: list[str]) -> int:

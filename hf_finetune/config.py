@@ -352,10 +352,12 @@ class FinetuneTrainingArguments(TrainingArguments):
 
 
 def config_classes() -> tuple[type, ...]:
-    """Our dataclasses plus each strategy's own options dataclass (declared in its strategy file)."""
+    """Our dataclasses plus each strategy's and each task's own options dataclass (declared in its file)."""
     from .strategies import STRATEGIES
+    from .tasks import TASKS
 
-    options = tuple(cls.Arguments for cls in STRATEGIES.all().values() if cls.Arguments is not None)
+    owners = [*STRATEGIES.all().values(), *TASKS.all().values()]
+    options = tuple(cls.Arguments for cls in owners if getattr(cls, "Arguments", None) is not None)
     return (RunArguments, ModelArguments, DataArguments, StrategyArguments, *options, FinetuneTrainingArguments)
 
 
@@ -381,7 +383,7 @@ class RunConfig:
         return (self.run, self.model, self.data, self.strategy, *self.options, self.training)
 
     def strategy_options(self, arguments_class: type):
-        """The options dataclass a strategy declared (`FreezeBottomArguments`), filled from the recipe."""
+        """The options dataclass a strategy or task declared (`FreezeBottomArguments`), filled from the recipe."""
         return next(o for o in self.options if isinstance(o, arguments_class))
 
     def to_recipe(self) -> dict[str, Any]:

@@ -41,6 +41,13 @@ def load_pipeline(model_dir: str, batch_size: int = 32):
     if not folder.is_dir():
         raise UserError(f"model folder {model_dir} does not exist")
     check_checkpoint_folder(str(folder), allow_pickle=False)
+    from .multitask import is_multitask_folder
+
+    if is_multitask_folder(folder):
+        raise UserError(
+            f"{model_dir} is a multi-task model (several heads): use `hf-finetune predict --model {model_dir} "
+            "--task NAME` (or --task all); its scores per task are in its metrics.json"
+        )
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     if not config.get("id2label"):
         raise UserError(f"{model_dir}/config.json has no id2label: not a classification model")

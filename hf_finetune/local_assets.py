@@ -447,3 +447,56 @@ def load_packaged_dataset(name: str):
     if key not in PACKAGED_DATASETS:
         raise UserError(f"unknown packaged data set '{key}'; known: {', '.join(sorted(PACKAGED_DATASETS))}")
     return PACKAGED_DATASETS[key]()
+
+
+# --- Two labellings of the same examples (multi-task learning) ---
+# The coarse category of each Fashion-MNIST class, read from the one attribute table: every class
+# has exactly one of these three attributes.
+FASHION_MNIST_CATEGORIES = ("clothing", "footwear", "accessory")
+
+
+def fashion_mnist_categories():
+    """Fashion-MNIST with a second label per image: `category`, its class's coarse kind
+    (clothing / footwear / accessory, from `FASHION_MNIST_ATTRIBUTES`), beside the 10-way `label`."""
+    from datasets import ClassLabel, DatasetDict
+
+    data = fashion_mnist()
+    names = data["train"].features["label"].names
+    category_of = [
+        next(FASHION_MNIST_CATEGORIES.index(a) for a in FASHION_MNIST_ATTRIBUTES[n] if a in FASHION_MNIST_CATEGORIES)
+        for n in names
+    ]
+    feature = ClassLabel(names=list(FASHION_MNIST_CATEGORIES))
+    return DatasetDict(
+        {
+            split: ds.add_column("category", [category_of[i] for i in ds["label"]], feature=feature)
+            for split, ds in data.items()
+        }
+    )
+
+
+# Readability bands of the Flesch-Kincaid grade (US school grades): up to 6th grade, 7th to 10th, above.
+READABILITY_BANDS = (("easy", 6.0), ("medium", 10.0), ("hard", float("inf")))
+
+
+def fortunes_topics_readability(seed: int = FORTUNES_SEED):
+    """The topic entries (same fixed splits) with a second label, `readability`: the band of their
+    Flesch-Kincaid grade (`READABILITY_BANDS`), beside the topic `label`."""
+    from datasets import ClassLabel, DatasetDict
+
+    feature = ClassLabel(names=[name for name, _ in READABILITY_BANDS])
+
+    def band(text: str) -> int:
+        grade = flesch_kincaid_grade(text)
+        return next(i for i, (_, upper) in enumerate(READABILITY_BANDS) if grade <= upper)
+
+    return DatasetDict(
+        {
+            split: ds.add_column("readability", [band(t) for t in ds["text"]], feature=feature)
+            for split, ds in fortunes_topics(seed=seed).items()
+        }
+    )
+
+
+PACKAGED_DATASETS["fashion-mnist-categories"] = fashion_mnist_categories
+PACKAGED_DATASETS["fortunes-topics-readability"] = fortunes_topics_readability

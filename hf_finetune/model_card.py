@@ -67,6 +67,9 @@ def _hub_id_or_none(name: str | None) -> str | None:
 def usage_section(cfg, task, summary: dict, base_model: str | None, repo_id: str | None, model_name: str) -> str:
     """How to load the model: from the output folder, or from its Hub repo (`repo_id`)."""
     adapter = summary.get("adapter")
+    custom = task.usage_example(repo_id or model_name)
+    if custom is not None:  # a folder `pipeline` cannot load (several heads)
+        return custom
     if repo_id and adapter:
         fields = dict(
             repo_id=repo_id,

@@ -37,7 +37,6 @@ from .outputs import (
 )
 from .plots import save_loss_curves_png
 from .tasks import TASKS
-from .trainer import StrategyTrainer
 from .transfer import TransferPlan, format_summary, resolve_strategies
 
 logger = logging.getLogger("hf_finetune")
@@ -127,7 +126,7 @@ def run(cfg: RunConfig, data=None, callbacks: tuple = ()) -> RunResult:
     callbacks = [cb for s in strategies for cb in s.callbacks()] + list(callbacks)
     if cfg.run.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.run.early_stopping_patience))
-    trainer = StrategyTrainer(
+    trainer = task.build_trainer(
         model=model,
         plan=plan,
         args=cfg.training,
@@ -294,4 +293,4 @@ def print_results(out: Path, metrics: dict, baseline: dict, task, is_main: bool)
     scores = ", ".join(f"{k} {v:.4f}" for k, v in baseline["scores"].items())
     print(f"baseline ({baseline['name']}, {baseline['split']}): {scores}")
     print(f"model saved to {out}")
-    print(f'load it with: pipeline("{task.pipeline_tag}", model="{out}"{task.pipeline_arguments})')
+    print(task.load_hint(out))

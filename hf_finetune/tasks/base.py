@@ -34,6 +34,9 @@ class Task:
     best_metric: ClassVar[str] = "macro_f1"
     greater_is_better: ClassVar[bool] = True
     supports_class_weights: ClassVar[bool] = False
+    # Dataclass of this task's own prefixed config fields (`multitask_names`), or None; collected
+    # by `hf_finetune.config` as the strategies' are.
+    Arguments: ClassVar[type | None] = None
 
     def __init__(self, cfg):
         self.cfg = cfg
@@ -104,6 +107,12 @@ class Task:
     def after_training(self, trainer, encoded: dict, data) -> None:
         """Runs once the best model is loaded, before the final evaluations (e.g. tuning a threshold)."""
 
+    def build_trainer(self, **kwargs):
+        """The Trainer of the run: `StrategyTrainer`, or a subclass the task needs (one task per batch)."""
+        from ..trainer import StrategyTrainer
+
+        return StrategyTrainer(**kwargs)
+
     # --- Reports after training ---
 
     def evaluation_report(self, prediction, data) -> dict:
@@ -130,6 +139,14 @@ class Task:
 
     def report_files_note(self) -> str:
         return "Per-class scores are in `metrics.json`."
+
+    def usage_example(self, source: str) -> str | None:
+        """The model card's "How to use" for a folder `pipeline(...)` cannot load; None: the pipeline example."""
+        return None
+
+    def load_hint(self, out) -> str:
+        """The last line a finished run prints: how to load the model."""
+        return f'load it with: pipeline("{self.pipeline_tag}", model="{out}"{self.pipeline_arguments})'
 
 
 class ClassificationTask(Task):
