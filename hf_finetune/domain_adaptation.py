@@ -122,7 +122,6 @@ def load_target_domain(task, cfg, dataset_name: str | None, train_file: str | No
         _is_unlabelled,
         _seeded_subset,
         load_raw_splits,
-        require_columns,
     )
     from .images import ImageChecker, relative_path_bases
     from .local_assets import is_packaged
@@ -148,7 +147,12 @@ def load_target_domain(task, cfg, dataset_name: str | None, train_file: str | No
         )
 
     def checked(dataset, split: str, keep: list[str]):
-        require_columns(dataset, inputs, split, where)
+        missing = [column for column in keep if column not in dataset.column_names]
+        if missing:
+            raise UserError(
+                f"column '{missing[0]}' not found in the {split} split of {where} (columns: "
+                f"{', '.join(dataset.column_names)}); the target data needs the source's column names"
+            )
         dataset = dataset.select_columns(keep)
         if checker is not None:
             return checker(split, dataset)

@@ -332,20 +332,27 @@ def fashion_mnist(classes: tuple[int, ...] | None = None):
     `classes` keeps a subset (ids into `FASHION_MNIST_CLASSES`), renumbered 0..k-1 in the given order,
     so a 5-class subset is an ordinary 5-class data set with its own names.
     """
-    import numpy as np
     from datasets import DatasetDict
+
+    names, arrays = fashion_mnist_arrays(classes)
+    return DatasetDict({split: _image_dataset(images, labels, names) for split, (images, labels) in arrays.items()})
+
+
+def fashion_mnist_arrays(classes: tuple[int, ...] | None = None):
+    """(class names, {split: (uint8 images (n, 28, 28), labels renumbered 0..k-1)}) of `fashion_mnist`."""
+    import numpy as np
 
     keep = tuple(range(len(FASHION_MNIST_CLASSES))) if classes is None else tuple(classes)
     names = [FASHION_MNIST_CLASSES[c] for c in keep]
     remap = np.full(len(FASHION_MNIST_CLASSES), -1)
     remap[list(keep)] = np.arange(len(keep))
-    out = {}
+    arrays = {}
     for split, prefix in (("train", "train"), ("test", "t10k")):
         images = _read_idx(FASHION_MNIST_DIR / f"{prefix}-images-idx3-ubyte.gz")
         labels = remap[_read_idx(FASHION_MNIST_DIR / f"{prefix}-labels-idx1-ubyte.gz")]
         rows = np.flatnonzero(labels >= 0)
-        out[split] = _image_dataset(images[rows], labels[rows], names)
-    return DatasetDict(out)
+        arrays[split] = (images[rows], labels[rows])
+    return names, arrays
 
 
 def fashion_mnist_attributes(classes: tuple[int, ...] | None = None):
@@ -440,20 +447,13 @@ def fashion_mnist_target_m():
     the shifted domain for domain adaptation from clean Fashion-MNIST. Train and test get different patches."""
     from datasets import DatasetDict
 
-    clean = fashion_mnist_target()
-    out = {}
-    for offset, (split, dataset) in enumerate(clean.items()):
-        images = np_images(dataset)
-        blended = blend_with_photos(images, seed=FASHION_MNIST_M_SEED + offset)
-        out[split] = _image_dataset(blended, dataset["label"], dataset.features["label"].names)
-    return DatasetDict(out)
-
-
-def np_images(dataset):
-    """The `image` column of a packaged grayscale image set as one uint8 array (n, h, w)."""
-    import numpy as np
-
-    return np.stack([np.asarray(image, dtype=np.uint8) for image in dataset["image"]])
+    names, arrays = fashion_mnist_arrays(FASHION_MNIST_TARGET_CLASSES)
+    return DatasetDict(
+        {
+            split: _image_dataset(blend_with_photos(images, seed=FASHION_MNIST_M_SEED + offset), labels, names)
+            for offset, (split, (images, labels)) in enumerate(arrays.items())
+        }
+    )
 
 
 # Fortunes by writing style: the same four topics and fixed splits, cut by length at about the median
