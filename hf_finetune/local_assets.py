@@ -17,6 +17,7 @@ Flesch-Kincaid grade of each entry).
 
 from __future__ import annotations
 
+import functools
 import importlib.resources
 import importlib.util
 import random
@@ -352,20 +353,27 @@ def fashion_mnist(classes: tuple[int, ...] | None = None):
     `classes` keeps a subset (ids into `FASHION_MNIST_CLASSES`), renumbered 0..k-1 in the given order,
     so a 5-class subset is an ordinary 5-class data set with its own names.
     """
-    import numpy as np
     from datasets import DatasetDict
+
+    names, arrays = fashion_mnist_arrays(classes)
+    return DatasetDict({split: _image_dataset(images, labels, names) for split, (images, labels) in arrays.items()})
+
+
+def fashion_mnist_arrays(classes: tuple[int, ...] | None = None):
+    """(class names, {split: (uint8 images (n, 28, 28), labels renumbered 0..k-1)}) of `fashion_mnist`."""
+    import numpy as np
 
     keep = tuple(range(len(FASHION_MNIST_CLASSES))) if classes is None else tuple(classes)
     names = [FASHION_MNIST_CLASSES[c] for c in keep]
     remap = np.full(len(FASHION_MNIST_CLASSES), -1)
     remap[list(keep)] = np.arange(len(keep))
-    out = {}
+    arrays = {}
     for split, prefix in (("train", "train"), ("test", "t10k")):
         images = _read_idx(FASHION_MNIST_DIR / f"{prefix}-images-idx3-ubyte.gz")
         labels = remap[_read_idx(FASHION_MNIST_DIR / f"{prefix}-labels-idx1-ubyte.gz")]
         rows = np.flatnonzero(labels >= 0)
-        out[split] = _image_dataset(images[rows], labels[rows], names)
-    return DatasetDict(out)
+        arrays[split] = (images[rows], labels[rows])
+    return names, arrays
 
 
 def fashion_mnist_attributes(classes: tuple[int, ...] | None = None):
@@ -428,6 +436,68 @@ def fashion_mnist_attributes_seen():
     return fashion_mnist_attributes(FASHION_MNIST_SEEN_CLASSES)
 
 
+# --- Domain shift: the same labels in another domain (domain adaptation, `strategy: dann`) ---
+# MNIST-M (Ganin et al. 2016) blends MNIST digits with patches of real photos. Here the Fashion-MNIST
+# target classes get the same treatment with the two real photos scikit-learn ships (china.jpg,
+# flower.jpg): each image becomes |patch - garment| per RGB channel, so the garment keeps its shape but
+# its colours and the background texture change with every image. The photos are shrunk 4x first
+# (427x640 -> 107x160), so a 28x28 patch holds texture rather than one flat colour.
+FASHION_MNIST_M_SEED = 0
+PHOTO_SHRINK = 4
+
+
+def blend_with_photos(images, seed: int = FASHION_MNIST_M_SEED):
+    """Grayscale uint8 images (n, h, w) -> RGB (n, h, w, 3): |random photo patch - image|, MNIST-M style."""
+    import numpy as np
+    from PIL import Image as PILImage
+    from sklearn.datasets import load_sample_images
+
+    photos = []
+    for photo in load_sample_images().images:
+        height, width = photo.shape[0] // PHOTO_SHRINK, photo.shape[1] // PHOTO_SHRINK
+        photos.append(np.asarray(PILImage.fromarray(photo).resize((width, height), PILImage.BILINEAR), dtype=np.int16))
+    rng = np.random.default_rng(seed)
+    n, h, w = images.shape
+    out = np.empty((n, h, w, 3), dtype=np.uint8)
+    which = rng.integers(len(photos), size=n)
+    for i in range(n):
+        photo = photos[which[i]]
+        top, left = rng.integers(photo.shape[0] - h + 1), rng.integers(photo.shape[1] - w + 1)
+        patch = photo[top : top + h, left : left + w]
+        out[i] = np.abs(patch - images[i][..., None].astype(np.int16)).astype(np.uint8)
+    return out
+
+
+def fashion_mnist_target_m():
+    """The target classes (as `fashion-mnist-target`, same rows and labels) blended with real photo patches:
+    the shifted domain for domain adaptation from clean Fashion-MNIST. Train and test get different patches."""
+    from datasets import DatasetDict
+
+    names, arrays = fashion_mnist_arrays(FASHION_MNIST_TARGET_CLASSES)
+    return DatasetDict(
+        {
+            split: _image_dataset(blend_with_photos(images, seed=FASHION_MNIST_M_SEED + offset), labels, names)
+            for offset, (split, (images, labels)) in enumerate(arrays.items())
+        }
+    )
+
+
+# Fortunes by writing style: the same four topics and fixed splits, cut by length at about the median
+# (110 characters in train). Short entries are one-liners and quips; long ones are anecdotes, dialogues
+# and verse: another vocabulary and sentence structure for the same topics (the text shift of `dann`).
+FORTUNE_SHORT_MAX_CHARS = 100
+
+
+def fortunes_topics_by_length(long: bool):
+    """`fortunes-topics` entries of at most (`long=False`) or over (`long=True`) `FORTUNE_SHORT_MAX_CHARS`."""
+    from datasets import DatasetDict
+
+    def keep(example):
+        return (len(example["text"]) > FORTUNE_SHORT_MAX_CHARS) == long
+
+    return DatasetDict({split: dataset.filter(keep) for split, dataset in fortunes_topics().items()})
+
+
 PACKAGED_DATASETS: dict[str, Callable[[], object]] = {
     "fortunes-topics": fortunes_topics,
     "fortunes-topic-sets": fortunes_topic_sets,
@@ -439,6 +509,9 @@ PACKAGED_DATASETS: dict[str, Callable[[], object]] = {
     "fashion-mnist-attributes": fashion_mnist_attributes,
     "digits": digits,
     "fashion-mnist-attributes-seen": fashion_mnist_attributes_seen,
+    "fashion-mnist-target-m": fashion_mnist_target_m,
+    "fortunes-topics-short": functools.partial(fortunes_topics_by_length, long=False),
+    "fortunes-topics-long": functools.partial(fortunes_topics_by_length, long=True),
 }
 
 

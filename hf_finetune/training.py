@@ -49,6 +49,8 @@ class RunResult:
     # The task's trivial baseline on the reported split: {"name": ..., "scores": {metric: value}}.
     baseline: dict
     model: object = field(default=None, repr=False)  # the trained model, in memory (on every process)
+    # Extra evaluation sets a strategy added (dann: `target`), name -> metric name -> value.
+    extra_metrics: dict = field(default_factory=dict)
 
     @property
     def majority_baseline(self) -> float | None:
@@ -113,6 +115,7 @@ def run(cfg: RunConfig, data=None, callbacks: tuple = ()) -> RunResult:
     if checkpoint is not None:
         check_resumable(checkpoint, model, data.label_names)
     encoded = task.encode(data, processor)
+    extra_eval = extra_evaluation_sets(strategies, task, data, processor, encoded, cfg.training)
 
     if state.is_main_process:
         prepare_output_dir(out, cfg.run.overwrite_output_dir)
@@ -132,7 +135,7 @@ def run(cfg: RunConfig, data=None, callbacks: tuple = ()) -> RunResult:
         args=cfg.training,
         data_collator=task.data_collator(processor),
         train_dataset=encoded["train"],
-        eval_dataset=encoded["validation"],
+        eval_dataset={"validation": encoded["validation"], **extra_eval} if extra_eval else encoded["validation"],
         processing_class=processor,
         compute_metrics=task.compute_metrics(data),
         callbacks=callbacks,
@@ -176,6 +179,12 @@ def run(cfg: RunConfig, data=None, callbacks: tuple = ()) -> RunResult:
             k[len(split) + 1 :]: v for k, v in prediction.metrics.items() if not k.endswith(("_runtime", "per_second"))
         }
         predictions[split] = prediction
+    extra_metrics = {}  # extra evaluation sets (dann's labelled target domain): beside, not among, the splits
+    for name, dataset in extra_eval.items():
+        prediction = trainer.predict(dataset, metric_key_prefix=name)
+        extra_metrics[name] = {
+            k[len(name) + 1 :]: v for k, v in prediction.metrics.items() if not k.endswith(("_runtime", "per_second"))
+        }
     report_split = "test" if "test" in predictions else "validation"
     baseline = {**task.baseline(data, predictions[report_split]), "split": report_split}
 
@@ -192,14 +201,18 @@ def run(cfg: RunConfig, data=None, callbacks: tuple = ()) -> RunResult:
             "hardware": describe_hardware(trainer, state),
             **task.summary_extras(data),
         }
+        if extra_metrics:
+            summary["extra_evaluations"] = extra_metrics
         if "accuracy" in baseline["scores"]:  # the most frequent class (label set, tag): kept for older readers
             summary["majority_baseline"] = baseline["scores"]["accuracy"]
         write_outputs(out, cfg, task, trainer, data, predictions, report_split, summary, train_output.metrics)
     state.wait_for_everyone()
-    print_results(out, metrics, baseline, task, state.is_main_process)
+    print_results(out, {**metrics, **extra_metrics}, baseline, task, state.is_main_process)
     if push and state.is_main_process:
         push_folder(out, push.repo_id, private=push.private, revision=push.revision, token=push.token)
-    return RunResult(output_dir=out, metrics=metrics, baseline=baseline, model=trainer.model)
+    return RunResult(
+        output_dir=out, metrics=metrics, baseline=baseline, model=trainer.model, extra_metrics=extra_metrics
+    )
 
 
 def train_or_stop(trainer, checkpoint: Path | None, resume: str, out: Path):
@@ -294,3 +307,18 @@ def print_results(out: Path, metrics: dict, baseline: dict, task, is_main: bool)
     print(f"baseline ({baseline['name']}, {baseline['split']}): {scores}")
     print(f"model saved to {out}")
     print(task.load_hint(out))
+
+
+def extra_evaluation_sets(strategies, task, data, processor, encoded: dict, args) -> dict:
+    """Let each strategy extend the encoded data (`Strategy.extend_data`); collect the extra evaluation sets.
+
+    With extra sets, Trainer scores a dict of sets and prefixes each set's metrics with its name, so the
+    checkpoint is still chosen on the validation split: `macro_f1` becomes `validation_macro_f1`.
+    """
+    extra = {}
+    for strategy in strategies:
+        extra.update(strategy.extend_data(task, data, processor, encoded))
+    metric = (args.metric_for_best_model or "").removeprefix("eval_")
+    if extra and metric and not metric.startswith("validation_"):
+        args.metric_for_best_model = f"validation_{metric}"
+    return extra

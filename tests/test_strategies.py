@@ -90,6 +90,8 @@ TABLE = [
     ("ia3", {}, lambda m, plan: peft_trained(m, "ia3_")),
     ("freeze_bottom+llrd", {"freeze_num_layers": 1}, lambda m, plan: in_blocks(plan, *plan.layout.names[2:])),
     ("lora+llrd", {"llrd_head_lr_multiplier": 10}, lambda m, plan: peft_trained(m, "lora_")),
+    # Every weight, and the domain classifier it hangs on the head while training (found on every family).
+    ("dann", {"dann_target_dataset": "unused"}, lambda m, plan: in_blocks(plan, *plan.layout.names)),
 ]
 
 

@@ -60,3 +60,9 @@ class Strategy:
     def callbacks(self) -> list:
         """`transformers.TrainerCallback`s the strategy needs."""
         return []
+
+    def extend_data(self, task, data, processor, encoded: dict) -> dict:
+        """Called once the splits are encoded, before the output folder exists: may replace `encoded["train"]`
+        (dann mixes in unlabelled target-domain rows) and returns extra labelled evaluation sets
+        {name: encoded dataset}, scored each epoch beside validation (`eval_<name>_*`) and after training."""
+        return {}

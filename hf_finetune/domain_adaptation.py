@@ -1,0 +1,187 @@
+"""The pieces of domain-adversarial training (DANN, Ganin et al. 2016, https://arxiv.org/abs/1505.07818).
+
+A domain classifier learns to tell source examples from target examples by the pooled features;
+between it and the encoder sits a gradient-reversal layer, the identity going forward and
+`-lambda x gradient` going back. The domain classifier therefore gets better at telling the
+domains apart while the encoder is pushed towards features it cannot tell apart: features that
+still classify the labelled source data but no longer say which domain an example came from.
+`lambda` rises from 0 to its maximum over training (`reversal_weight`), so the domain
+classifier's early, noisy gradients do not disturb the encoder before the labels shape it.
+
+The strategy that uses these pieces is `hf_finetune.strategies.dann`; the unlabelled target
+examples travel through the ordinary data pipeline with the label -100 (`TARGET_LABEL`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .errors import UserError
+
+# Target-domain training examples have no label; -100 is the index cross-entropy ignores, so the label
+# column alone says which domain an example belongs to (no extra column to carry through tokenizer
+# maps, image transforms, collators and Trainer's `remove_unused_columns`).
+TARGET_LABEL = -100
+# task.input_columns() kinds -> the option that names the column (for error messages).
+INPUT_OPTIONS = {"text": "text_column", "pair": "text_pair_column", "image": "image_column"}
+
+
+class GradientReversal(torch.autograd.Function):
+    """Identity forward; the gradient times `-weight` backward (no gradient for the weight itself)."""
+
+    @staticmethod
+    def forward(ctx, features: torch.Tensor, weight: float) -> torch.Tensor:
+        ctx.weight = weight
+        return features.view_as(features)
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor):
+        return -ctx.weight * grad_output, None
+
+
+def reverse_gradient(features: torch.Tensor, weight: float) -> torch.Tensor:
+    return GradientReversal.apply(features, weight)
+
+
+def reversal_weight(progress: float, max_weight: float = 1.0, gamma: float = 10.0) -> float:
+    """`max_weight x (2 / (1 + exp(-gamma x p)) - 1)` at training progress `p` in [0, 1] (Ganin et al., sec. 5.2.2):
+    0 at the start, rising monotonically, within 0.01% of `max_weight` at the end for gamma = 10."""
+    p = min(max(progress, 0.0), 1.0)
+    return max_weight * (2.0 / (1.0 + math.exp(-gamma * p)) - 1.0)
+
+
+class DomainClassifier(nn.Module):
+    """features -> one logit, target vs source: two hidden ReLU layers, as Ganin et al.'s domain classifiers."""
+
+    def __init__(self, in_features: int, hidden: int):
+        super().__init__()
+        self.layers = nn.Sequential(
+            nn.Linear(in_features, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1)
+        )
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.layers(features).squeeze(-1)
+
+
+def classification_layer(model: nn.Module) -> nn.Linear:
+    """The linear layer that outputs the class logits: the last `nn.Linear` outside the base model with one
+    output per label. Its input is the pooled feature vector in every family (BERT's dropped-out pooler
+    output, ViT's [CLS] after the final norm, DistilBERT's `pre_classifier` output, RoBERTa's head dense)."""
+    base = model.base_model
+    in_base = {id(m) for m in base.modules()}
+    num_labels = model.config.num_labels
+    candidates = [
+        m for m in model.modules() if isinstance(m, nn.Linear) and id(m) not in in_base and m.out_features == num_labels
+    ]
+    if not candidates:
+        raise UserError(
+            f"dann cannot find the classification layer of {type(model).__name__} (a linear layer with "
+            f"{num_labels} outputs outside the base model); it needs a sequence or image classification model"
+        )
+    return candidates[-1]
+
+
+def safe_classification_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over the labelled (source) examples; 0 when the batch holds none. The models' own
+    loss is the mean over zero examples there: NaN, which would stop the run as diverged."""
+    labelled = (labels != TARGET_LABEL).sum().clamp(min=1)
+    total = nn.functional.cross_entropy(
+        logits.view(-1, logits.shape[-1]), labels.view(-1), ignore_index=TARGET_LABEL, reduction="sum"
+    )
+    return total / labelled
+
+
+@dataclass
+class TargetDomain:
+    """Raw target-domain splits with the source's columns: `train` unlabelled (label -100), `test` labelled
+    with the source's label ids (evaluation only) or None."""
+
+    train: object
+    test: object | None
+    source: str
+
+
+def load_target_domain(task, cfg, dataset_name: str | None, train_file: str | None, test_file: str | None,
+                       label_names: list[str]) -> TargetDomain:  # fmt: skip
+    """The target data through the same readers and input checks as the source data.
+
+    Its `train` split (or `train_file`) gives unlabelled inputs: labels there are dropped, never trained on.
+    Its `test` split (or `test_file`), when it has the label column, is scored each epoch and at the end.
+    The columns are the source's (`text_column`, `image_column`, `label_column`); `max_train_samples` and
+    `max_eval_samples` cap the target splits as they cap the source's.
+    """
+    from .data import (
+        _check_no_missing,
+        _check_text,
+        _encode_labels,
+        _is_unlabelled,
+        _seeded_subset,
+        load_raw_splits,
+    )
+    from .images import ImageChecker, relative_path_bases
+    from .local_assets import is_packaged
+
+    data_args = cfg.data
+    args = dataclasses.replace(
+        data_args, dataset_name=dataset_name, dataset_config_name=None, train_file=train_file,
+        validation_file=None, test_file=test_file, train_split="train", validation_split=None, test_split=None,
+    )  # fmt: skip
+    raw, source = load_raw_splits(args)
+    where = f"the dann target data {source}"
+    if "train" not in raw:
+        raise UserError(f"{where} has no 'train' split (splits: {', '.join(raw)}); it gives the unlabelled inputs")
+    inputs = [(INPUT_OPTIONS.get(kind, kind), column) for kind, column in task.input_columns()]
+    columns = [column for _, column in inputs]
+    seed = cfg.training.seed
+    images = any(kind == "image" for kind, _ in task.input_columns())
+    checker = None
+    if images:
+        trusted = not train_file and is_packaged(dataset_name)
+        checker = ImageChecker(
+            data_args.image_column, relative_path_bases(args), data_args.skip_bad_images, source, trusted
+        )
+
+    def checked(dataset, split: str, keep: list[str]):
+        missing = [column for column in keep if column not in dataset.column_names]
+        if missing:
+            raise UserError(
+                f"column '{missing[0]}' not found in the {split} split of {where} (columns: "
+                f"{', '.join(dataset.column_names)}); the target data needs the source's column names"
+            )
+        dataset = dataset.select_columns(keep)
+        if checker is not None:
+            return checker(split, dataset)
+        for option, column in inputs:
+            _check_no_missing(dataset, column, split, "text")
+            _check_text(dataset, column, split, option)
+        return dataset
+
+    train = checked(_seeded_subset(raw["train"], data_args.max_train_samples, seed), "train", columns)
+    train = train.add_column(data_args.label_column, [TARGET_LABEL] * len(train))
+    test, label = raw.get("test"), data_args.label_column
+    if test is not None and (label not in test.column_names or _is_unlabelled(test, label)):
+        test = None  # unlabelled target data: nothing to score; adaptation still runs
+    if test is not None:
+        test = checked(_seeded_subset(test, data_args.max_eval_samples, seed), "test", [*columns, label])
+        _check_no_missing(test, label, "test", "label")
+        test = _encode_labels(test, label, label_names, f"the test split of {where}")
+    return TargetDomain(train=train, test=test, source=source)
+
+
+def mix_domains(source_train, target_train):
+    """Source training rows (labels as plain ints) followed by the unlabelled target rows, in one Dataset;
+    the Trainer's random sampler shuffles them together."""
+    from datasets import Value, concatenate_datasets
+
+    features = source_train.features.copy()
+    for name, feature in features.items():
+        if name in target_train.column_names and getattr(feature, "names", None) is not None:  # ClassLabel
+            features[name] = Value("int64")
+    source_train = source_train.cast(features)
+    target_train = target_train.select_columns(source_train.column_names).cast(features)
+    return concatenate_datasets([source_train, target_train])
