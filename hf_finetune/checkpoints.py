@@ -112,6 +112,8 @@ def load_renamed_weights(folder: Path, model) -> bool:
     their legacy names (ViT: `vit.encoder.layer.N.attention.attention.query` for
     `vit.layers.N.attention.q_proj`): nothing matches and the model silently keeps its current
     weights. `from_pretrained` maps the names, so such a checkpoint is loaded through it, strictly.
+    Modules a strategy hangs on the model while it trains (dann's domain classifier) are unknown to
+    the architecture: they are saved under their own names and read back from the file as they are.
     """
     from safetensors import safe_open
     from transformers import PreTrainedModel
@@ -121,10 +123,15 @@ def load_renamed_weights(folder: Path, model) -> bool:
         return False
     with safe_open(str(weights), framework="pt") as handle:
         saved = set(handle.keys())
-    if saved <= set(model.state_dict()):
-        return False
-    loaded = type(model).from_pretrained(folder, dtype=model.dtype)
-    model.load_state_dict(loaded.state_dict(), strict=True)
+        if saved <= set(model.state_dict()):
+            return False
+        loaded = type(model).from_pretrained(folder, dtype=model.dtype).state_dict()
+        attached = [name for name in model.state_dict() if name not in loaded]
+        absent = [name for name in attached if name not in saved]
+        if absent:
+            raise UserError(f"cannot load {folder}: it holds no weights for {absent[0]} (and {len(absent) - 1} more)")
+        loaded.update({name: handle.get_tensor(name) for name in attached})
+    model.load_state_dict(loaded, strict=True)
     return True
 
 

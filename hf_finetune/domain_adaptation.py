@@ -60,12 +60,13 @@ class DomainClassifier(nn.Module):
 
     def __init__(self, in_features: int, hidden: int):
         super().__init__()
-        self.layers = nn.Sequential(
+        # Not `layers`: ViT's save_pretrained renames every `layers.` key to the legacy `encoder.layer.`.
+        self.net = nn.Sequential(
             nn.Linear(in_features, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1)
         )
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.layers(features).squeeze(-1)
+        return self.net(features).squeeze(-1)
 
 
 def classification_layer(model: nn.Module) -> nn.Linear:

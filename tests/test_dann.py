@@ -48,6 +48,29 @@ def test_gradient_reversal_flips_and_scales_the_encoder_gradient_only():
             torch.testing.assert_close(same, plain)
 
 
+def test_a_checkpoint_with_the_domain_classifier_reloads_under_renamed_weights(tmp_path):
+    """Resuming a ViT run: its checkpoint holds legacy weight names (loaded through from_pretrained)
+    and the domain classifier, which from_pretrained does not know; both must come back."""
+    from tiny_models import CASES, build
+
+    from hf_finetune.checkpoints import load_renamed_weights
+    from hf_finetune.strategies.dann import DOMAIN_CLASSIFIER
+
+    vit = next(case for case in CASES if case.model_type == "vit")
+    saved = build(vit)
+    setattr(saved, DOMAIN_CLASSIFIER, DomainClassifier(saved.config.hidden_size, 8))
+    saved.save_pretrained(tmp_path)
+    resumed = build(vit)  # the same seed: perturb every weight so that nothing matches by chance
+    setattr(resumed, DOMAIN_CLASSIFIER, DomainClassifier(saved.config.hidden_size, 8))
+    with torch.no_grad():
+        for param in resumed.parameters():
+            param.add_(1.0)
+    assert load_renamed_weights(tmp_path, resumed)
+    expected, got = saved.state_dict(), resumed.state_dict()
+    assert set(expected) == set(got) and any(name.startswith(DOMAIN_CLASSIFIER) for name in got)
+    assert all(torch.equal(expected[name], got[name]) for name in expected)
+
+
 def test_reversal_schedule_rises_from_zero_to_the_weight():
     grid = [i / 100 for i in range(101)]
     values = [reversal_weight(p, max_weight=0.5, gamma=10) for p in grid]
