@@ -166,7 +166,7 @@ def test_attribute_model_classifies_unseen_fashion_mnist_classes_above_chance(pr
     assert min(unseen["per_class_accuracy"].values()) > 0.5, unseen
     assert sum(map(sum, unseen["confusion_matrix"]["matrix"])) == 2000
     # Generalized: the same images against all 7 classes. An image right among all candidates is right among
-    # the unseen ones too, so it can only be harder (on Fashion-MNIST it falls below chance: docs/zero_shot.md).
+    # the unseen ones too, so it can only be harder (on Fashion-MNIST it falls below chance: README, Advanced transfer).
     generalized = report["generalized"]
     assert len(generalized["candidates"]) == 7 and generalized["chance"] == round(1 / 7, 4)
     assert generalized["accuracy"] <= unseen["accuracy"]
