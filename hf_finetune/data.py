@@ -151,10 +151,14 @@ def load_raw_splits(args: DataArguments) -> tuple[dict, str]:
             if path:
                 splits[name] = read_data_file(path, split=name)
         return splits, args.train_file
-    name = args.dataset_name
+    return load_named_splits(args.dataset_name, args.dataset_config_name), args.dataset_name
+
+
+def load_named_splits(name: str, config_name: str | None = None) -> dict:
+    """Split name -> Dataset of a `packaged:` data set, a dataset or image folder, or a Hub id."""
     if is_packaged(name):
-        return dict(load_packaged_dataset(name)), name
-    return dict(_load_dataset_folder_or_hub(name, args.dataset_config_name)), name
+        return dict(load_packaged_dataset(name))
+    return dict(_load_dataset_folder_or_hub(name, config_name))
 
 
 def _load_dataset_folder_or_hub(name: str, config_name: str | None):
@@ -356,6 +360,17 @@ def finish_splits(chosen: dict, args: DataArguments, seed: int, stratify_column:
     return chosen
 
 
+def check_split_inputs(dataset, split: str, inputs: list[tuple[str, str]], check_inputs: Callable | None = None):
+    """The model-input checks of one split: no empty texts and text-typed columns, or `check_inputs(split,
+    dataset) -> dataset` for other kinds of input (images: decoded and checked once; it may drop rows)."""
+    if check_inputs is not None:
+        return check_inputs(split, dataset)
+    for option, column in inputs:
+        _check_no_missing(dataset, column, split, "text")
+        _check_text(dataset, column, split, option)
+    return dataset
+
+
 def load_labelled_data(
     args: DataArguments,
     seed: int,
@@ -372,12 +387,7 @@ def load_labelled_data(
     inputs = inputs or text_columns(args.text_column, args.text_pair_column)
     chosen, source = select_splits(args, [*inputs, ("label_column", args.label_column)], args.label_column)
     for split, dataset in list(chosen.items()):
-        if check_inputs is None:
-            for option, column in inputs:
-                _check_no_missing(dataset, column, split, "text")
-                _check_text(dataset, column, split, option)
-        else:
-            dataset = check_inputs(split, dataset)
+        dataset = check_split_inputs(dataset, split, inputs, check_inputs)
         _check_no_missing(dataset, args.label_column, split, "label")
         chosen[split] = dataset
 

@@ -118,10 +118,10 @@ def load_target_domain(task, cfg, dataset_name: str | None, train_file: str | No
     """
     from .data import (
         _check_no_missing,
-        _check_text,
         _encode_labels,
         _is_unlabelled,
         _seeded_subset,
+        check_split_inputs,
         load_raw_splits,
     )
     from .images import ImageChecker, relative_path_bases
@@ -154,13 +154,7 @@ def load_target_domain(task, cfg, dataset_name: str | None, train_file: str | No
                 f"column '{missing[0]}' not found in the {split} split of {where} (columns: "
                 f"{', '.join(dataset.column_names)}); the target data needs the source's column names"
             )
-        dataset = dataset.select_columns(keep)
-        if checker is not None:
-            return checker(split, dataset)
-        for option, column in inputs:
-            _check_no_missing(dataset, column, split, "text")
-            _check_text(dataset, column, split, option)
-        return dataset
+        return check_split_inputs(dataset.select_columns(keep), split, inputs, checker)
 
     train = checked(_seeded_subset(raw["train"], data_args.max_train_samples, seed), "train", columns)
     train = train.add_column(data_args.label_column, [TARGET_LABEL] * len(train))

@@ -498,30 +498,6 @@ def fortunes_topics_by_length(long: bool):
     return DatasetDict({split: dataset.filter(keep) for split, dataset in fortunes_topics().items()})
 
 
-PACKAGED_DATASETS: dict[str, Callable[[], object]] = {
-    "fortunes-topics": fortunes_topics,
-    "fortunes-topic-sets": fortunes_topic_sets,
-    "fortunes-readability": fortunes_readability,
-    "fortunes-ner": fortunes_ner,
-    "fashion-mnist": fashion_mnist,
-    "fashion-mnist-source": fashion_mnist_source,
-    "fashion-mnist-target": fashion_mnist_target,
-    "fashion-mnist-attributes": fashion_mnist_attributes,
-    "digits": digits,
-    "fashion-mnist-attributes-seen": fashion_mnist_attributes_seen,
-    "fashion-mnist-target-m": fashion_mnist_target_m,
-    "fortunes-topics-short": functools.partial(fortunes_topics_by_length, long=False),
-    "fortunes-topics-long": functools.partial(fortunes_topics_by_length, long=True),
-}
-
-
-def load_packaged_dataset(name: str):
-    key = name[len(PACKAGED_PREFIX) :]
-    if key not in PACKAGED_DATASETS:
-        raise UserError(f"unknown packaged data set '{key}'; known: {', '.join(sorted(PACKAGED_DATASETS))}")
-    return PACKAGED_DATASETS[key]()
-
-
 # --- Two labellings of the same examples (multi-task learning) ---
 # The coarse category of each Fashion-MNIST class, read from the one attribute table: every class
 # has exactly one of these three attributes.
@@ -571,5 +547,27 @@ def fortunes_topics_readability(seed: int = FORTUNES_SEED):
     )
 
 
-PACKAGED_DATASETS["fashion-mnist-categories"] = fashion_mnist_categories
-PACKAGED_DATASETS["fortunes-topics-readability"] = fortunes_topics_readability
+PACKAGED_DATASETS: dict[str, Callable[[], object]] = {
+    "fortunes-topics": fortunes_topics,
+    "fortunes-topic-sets": fortunes_topic_sets,
+    "fortunes-readability": fortunes_readability,
+    "fortunes-ner": fortunes_ner,
+    "fashion-mnist": fashion_mnist,
+    "fashion-mnist-source": fashion_mnist_source,
+    "fashion-mnist-target": fashion_mnist_target,
+    "fashion-mnist-attributes": fashion_mnist_attributes,
+    "digits": digits,
+    "fashion-mnist-attributes-seen": fashion_mnist_attributes_seen,
+    "fashion-mnist-target-m": fashion_mnist_target_m,
+    "fortunes-topics-short": functools.partial(fortunes_topics_by_length, long=False),
+    "fortunes-topics-long": functools.partial(fortunes_topics_by_length, long=True),
+    "fashion-mnist-categories": fashion_mnist_categories,
+    "fortunes-topics-readability": fortunes_topics_readability,
+}
+
+
+def load_packaged_dataset(name: str):
+    key = name[len(PACKAGED_PREFIX) :]
+    if key not in PACKAGED_DATASETS:
+        raise UserError(f"unknown packaged data set '{key}'; known: {', '.join(sorted(PACKAGED_DATASETS))}")
+    return PACKAGED_DATASETS[key]()

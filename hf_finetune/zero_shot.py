@@ -270,17 +270,11 @@ def load_class_images(data: str, split: str, image_column: str, label_column: st
     (`save_to_disk` or an image folder) or a data file (.csv/.jsonl/.parquet with image paths)."""
     from datasets import ClassLabel
 
-    from .data import _load_dataset_folder_or_hub, read_data_file, require_columns
+    from .data import load_named_splits, read_data_file, require_columns
     from .images import ImageChecker
-    from .local_assets import load_packaged_dataset
 
     file = Path(data).expanduser()
-    if is_packaged(data):
-        splits = dict(load_packaged_dataset(data))
-    elif file.is_file():
-        splits = {split: read_data_file(str(file), split=split)}
-    else:
-        splits = dict(_load_dataset_folder_or_hub(data, None))
+    splits = {split: read_data_file(str(file), split=split)} if file.is_file() else load_named_splits(data)
     if split not in splits:
         raise UserError(f"no '{split}' split in {data}; splits: {', '.join(splits)}. Pass --split")
     dataset = splits[split]
