@@ -12,8 +12,8 @@ import json
 import tempfile
 from pathlib import Path
 
-from .clock import TrainClock
-from .plain import train_plain
+from bench.clock import TrainClock
+from bench.plain import train_plain
 
 RECIPE = "fortunes_topics"
 LORA_RECIPE = "fortunes_topics_lora"
@@ -139,7 +139,7 @@ def _mb(path: Path) -> float:
 
 
 def _non_embedding(model) -> int:
-    from .measure import non_embedding_parameters
+    from bench.measure import non_embedding_parameters
 
     return non_embedding_parameters(model)
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from .clock import TrainClock
-from .plain import train_plain
+from bench.clock import TrainClock
+from bench.plain import train_plain
 
 RECIPE = "fashion_mnist_target"
 

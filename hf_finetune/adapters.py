@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import UserError
-from .layers import discover_blocks, head_module_names
+from hf_finetune.errors import UserError
+from hf_finetune.layers import discover_blocks, head_module_names
 
 ADAPTER_CONFIG = "adapter_config.json"
 
@@ -30,7 +30,7 @@ def wrap_with_peft(model, peft_config, cfg):
     """`get_peft_model` with the head in `modules_to_save` and the base recorded as the user named it."""
     from peft import get_peft_model
 
-    from .modeling import recorded_checkpoint_name
+    from hf_finetune.modeling import recorded_checkpoint_name
 
     peft_config.modules_to_save = head_module_names(model, discover_blocks(model))
     wrapped = get_peft_model(model, peft_config)
@@ -51,7 +51,7 @@ def load_adapter_model(folder: str | Path, allow_pickle: bool = False):
     import transformers
     from peft import PeftConfig, PeftModel
 
-    from .modeling import check_checkpoint_folder, resolve_checkpoint
+    from hf_finetune.modeling import check_checkpoint_folder, resolve_checkpoint
 
     folder = Path(folder)
     if not (folder / "config.json").is_file():

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from .errors import UserError
+from hf_finetune.errors import UserError
 
 # "Little data": fewer than this many training examples in the median class, the few-shot regime.
 # The textbook line sits in the hundreds, for big networks trained without a validation split. Here
@@ -176,8 +176,8 @@ def tuned_recipe(base_name: str | None, strategy: str) -> tuple[str, dict] | Non
     Those recipes hold hyper-parameters measured for that strategy on that data (MiniLM's linear
     probe needs LR 2e-2, where 1e-3 reaches only 0.361), which beat any generic rule.
     """
-    from .compare import tuned_recipe_path
-    from .config import load_recipe, resolve_recipe_path
+    from hf_finetune.compare import tuned_recipe_path
+    from hf_finetune.config import load_recipe, resolve_recipe_path
 
     path = tuned_recipe_path(resolve_recipe_path(base_name), strategy) if base_name else None
     return (path.stem, load_recipe(path)) if path is not None else None
@@ -209,7 +209,7 @@ def write_recipe(path: Path, values: dict, recommendation: Recommendation) -> No
 
     The values are validated as a run configuration first, so a recipe that would not run is never written.
     """
-    from .config import config_from_dict
+    from hf_finetune.config import config_from_dict
 
     config_from_dict(dict(values), recipe=str(path))
     header = [
@@ -240,7 +240,7 @@ class Advice:
 
 def data_values(data: str) -> dict:
     """`--data` as recipe keys: a data file is `train_file`, anything else a `dataset_name`."""
-    from .data import FILE_FORMATS
+    from hf_finetune.data import FILE_FORMATS
 
     is_file = Path(data).suffix in FILE_FORMATS or Path(data).is_file()
     return {"train_file": data, "dataset_name": None} if is_file else {"dataset_name": data, "train_file": None}
@@ -259,8 +259,8 @@ def stratified_sample(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
 def _load_train(values: dict):
     """The recipe's config and training split as `hf-finetune train` would see them (validation held out,
     max_train_samples applied)."""
-    from .config import config_from_dict
-    from .features import load_config_data
+    from hf_finetune.config import config_from_dict
+    from hf_finetune.features import load_config_data
 
     cfg = config_from_dict(dict(values))
     return cfg, load_config_data(cfg)
@@ -281,8 +281,8 @@ def measure(
     from threadpoolctl import threadpool_limits
     from transformers import AutoConfig
 
-    from .features import input_column, load_backbone
-    from .modeling import resolve_checkpoint
+    from hf_finetune.features import input_column, load_backbone
+    from hf_finetune.modeling import resolve_checkpoint
 
     seconds, start = {}, time.perf_counter()
     cfg, data = _load_train(values)
@@ -319,7 +319,7 @@ def measure(
 
 
 def _measures(features, y, reference_features, label_names, counts, seed: int) -> Measurements:
-    from .transferability import chance_accuracy, knn_accuracy, linear_probe_accuracy, logme, proxy_a_distance
+    from hf_finetune.transferability import chance_accuracy, knn_accuracy, linear_probe_accuracy, logme, proxy_a_distance
 
     return Measurements(
         examples_per_class={name: int(c) for name, c in zip(label_names, counts, strict=True)},
@@ -334,7 +334,7 @@ def _measures(features, y, reference_features, label_names, counts, seed: int) -
 
 
 def _features(backbone, dataset, column: str, cfg, pooling: str, progress: bool) -> np.ndarray:
-    from .features import extract_features
+    from hf_finetune.features import extract_features
 
     return extract_features(backbone.name, dataset, column=column, pooling=pooling, backbone=backbone,
                             max_seq_length=cfg.data.max_seq_length, progress=progress)  # fmt: skip

@@ -18,8 +18,8 @@ import re
 import shutil
 from pathlib import Path
 
-from .errors import UserError
-from .outputs import RUN_CONFIG
+from hf_finetune.errors import UserError
+from hf_finetune.outputs import RUN_CONFIG
 
 logger = logging.getLogger("hf_finetune")
 

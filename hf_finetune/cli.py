@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from .errors import EXIT_OK, UserError
+from hf_finetune.errors import EXIT_OK, UserError
 
 COMMANDS = {
     "train": "fine-tune a checkpoint: hf-finetune train --config RECIPE [--key value ...]",
@@ -33,17 +33,17 @@ COMMANDS = {
 
 
 def train_main(argv: list[str], task: str | None = None, prog: str = "hf-finetune train") -> int:
-    from .config import parse_config
-    from .training import run
+    from hf_finetune.config import parse_config
+    from hf_finetune.training import run
 
     if any(a in ("-h", "--help") for a in argv):
-        from .config import ConfigParser
+        from hf_finetune.config import ConfigParser
 
         ConfigParser(prog=prog).print_help()
         return EXIT_OK
     cfg = parse_config(argv, task=task, prog=prog)
     if cfg.run.cv_folds:
-        from .cross_validation import run_cv
+        from hf_finetune.cross_validation import run_cv
 
         run_cv(cfg)
     else:
@@ -65,15 +65,15 @@ def _inference_parser(command: str) -> argparse.ArgumentParser:
 
 
 def pretrain_main(argv: list[str]) -> int:
-    from .pretrain import pretrain
+    from hf_finetune.pretrain import pretrain
 
     if any(a in ("-h", "--help") for a in argv):
-        from .config import ConfigParser
+        from hf_finetune.config import ConfigParser
 
         print("hf-finetune pretrain [--key value ...]: the `vit_fashion_source` recipe; any train option overrides it")
         ConfigParser(prog="hf-finetune pretrain").print_help()
         return EXIT_OK
-    from .training import setup_logging
+    from hf_finetune.training import setup_logging
 
     setup_logging(is_main=True)
     out = pretrain(argv)
@@ -82,8 +82,8 @@ def pretrain_main(argv: list[str]) -> int:
 
 
 def evaluate_main(argv: list[str]) -> int:
-    from .inference import evaluate_file
-    from .outputs import write_json
+    from hf_finetune.inference import evaluate_file
+    from hf_finetune.outputs import write_json
 
     parser = _inference_parser("evaluate")
     parser.add_argument(
@@ -113,7 +113,7 @@ def evaluate_main(argv: list[str]) -> int:
 
 
 def predict_main(argv: list[str]) -> int:
-    from .inference import check_prediction_output, read_inputs, write_predictions
+    from hf_finetune.inference import check_prediction_output, read_inputs, write_predictions
 
     parser = _inference_parser("predict")
     source = parser.add_mutually_exclusive_group(required=True)
@@ -151,8 +151,8 @@ def config_with_command_flags(parser: argparse.ArgumentParser, argv: list[str]):
     """(command flags, run config): the command's own flags, then every train option (`--config RECIPE`,
     `--text_column`, `--max_train_samples`, ...) through the same parser as `hf-finetune train`.
     `args.models` is the list of `--model` values (repeated or comma-separated)."""
-    from .config import parse_config
-    from .features import parse_models
+    from hf_finetune.config import parse_config
+    from hf_finetune.features import parse_models
 
     args, rest = parser.parse_known_args(argv)
     models = args.models = parse_models(getattr(args, "model", None))
@@ -167,7 +167,7 @@ def config_with_command_flags(parser: argparse.ArgumentParser, argv: list[str]):
 
 
 def features_main(argv: list[str]) -> int:
-    from .features import POOLINGS, features_for_config
+    from hf_finetune.features import POOLINGS, features_for_config
 
     parser = _Parser(
         prog="hf-finetune features",
@@ -187,7 +187,7 @@ def features_main(argv: list[str]) -> int:
         parser.print_help()
         return EXIT_OK
     args, cfg = config_with_command_flags(parser, argv)
-    from .training import setup_logging
+    from hf_finetune.training import setup_logging
 
     setup_logging(is_main=True)
     models = args.models or [cfg.model.model_name_or_path]
@@ -200,7 +200,7 @@ def features_main(argv: list[str]) -> int:
 
 
 def classical_main(argv: list[str]) -> int:
-    from .classical import HEADS, run_classical
+    from hf_finetune.classical import HEADS, run_classical
 
     parser = _Parser(prog="hf-finetune classical", description=COMMANDS["classical"], allow_abbrev=False)
     parser.add_argument("--features", required=True, help="Folder written by `hf-finetune features`.")
@@ -214,7 +214,7 @@ def classical_main(argv: list[str]) -> int:
     parser.add_argument("--out", required=True, help="Folder for the fitted pipeline and the report.")
     parser.add_argument("--overwrite", action="store_true", help="Replace a finished classical run in --out.")
     args = parser.parse_args(argv)
-    from .training import setup_logging
+    from hf_finetune.training import setup_logging
 
     setup_logging(is_main=True)
     report = run_classical(
@@ -229,9 +229,9 @@ def classical_main(argv: list[str]) -> int:
 def _predict(args, texts: list[str], pairs: list[str] | None) -> list[dict]:
     """A fine-tuned model through `transformers.pipeline`; a classical model folder (`hf-finetune classical`)
     through its backbone(s) and scikit-learn pipeline."""
-    from .classical import ClassicalPredictor, is_classical_folder
-    from .inference import load_pipeline, predict_texts
-    from .multitask import is_multitask_folder
+    from hf_finetune.classical import ClassicalPredictor, is_classical_folder
+    from hf_finetune.inference import load_pipeline, predict_texts
+    from hf_finetune.multitask import is_multitask_folder
 
     if is_multitask_folder(args.model):
         return _predict_multitask(args, texts, pairs)
@@ -250,7 +250,7 @@ def _predict(args, texts: list[str], pairs: list[str] | None) -> list[dict]:
 def _predict_multitask(args, values: list[str], pairs: list[str] | None) -> list[dict]:
     """A multi-task folder: the chosen heads' labels and probabilities; image models read image paths,
     relative ones from the input file's folder."""
-    from .multitask import MultiTaskPredictor
+    from hf_finetune.multitask import MultiTaskPredictor
 
     if pairs:
         raise UserError("a multi-task model reads one text per row; drop --text_pair_column")
@@ -264,8 +264,8 @@ def _predict_multitask(args, values: list[str], pairs: list[str] | None) -> list
 
 
 def compare_main(argv: list[str]) -> int:
-    from .compare import DEFAULT_METHODS, DEFAULT_MIN_STEPS, Comparison, markdown_table, parse_list
-    from .features import POOLINGS
+    from hf_finetune.compare import DEFAULT_METHODS, DEFAULT_MIN_STEPS, Comparison, markdown_table, parse_list
+    from hf_finetune.features import POOLINGS
 
     parser = _Parser(
         prog="hf-finetune compare",
@@ -301,7 +301,7 @@ def compare_main(argv: list[str]) -> int:
     args, overrides = parser.parse_known_args(argv)
     if args.advice and not Path(args.advice).is_file():
         raise UserError(f"--advice {args.advice} does not exist: pass the .json that `hf-finetune advise` wrote")
-    from .training import setup_logging
+    from hf_finetune.training import setup_logging
 
     setup_logging(is_main=True)
     comparison = Comparison(
@@ -314,7 +314,7 @@ def compare_main(argv: list[str]) -> int:
     print(markdown_table(rows))
     print(f"\nrows in {comparison.out / 'compare.json'}")
     if args.report:
-        from .transfer_report import write_report
+        from hf_finetune.transfer_report import write_report
 
         report = write_report(
             comparison.out,
@@ -328,7 +328,7 @@ def compare_main(argv: list[str]) -> int:
 
 
 def merge_main(argv: list[str]) -> int:
-    from .adapters import merge_adapter_folder
+    from hf_finetune.adapters import merge_adapter_folder
 
     parser = _Parser(prog="hf-finetune merge", description=COMMANDS["merge"])
     parser.add_argument("--model", required=True, help="Output folder of a lora/ia3 run (holds adapter_config.json).")
@@ -340,7 +340,7 @@ def merge_main(argv: list[str]) -> int:
 
 
 def push_main(argv: list[str]) -> int:
-    from .hub import push_folder
+    from hf_finetune.hub import push_folder
 
     parser = _Parser(
         prog="hf-finetune push",
@@ -382,7 +382,7 @@ def push_main(argv: list[str]) -> int:
 
 def _guess_task(model: str) -> str:
     """image_classification for a checkpoint with an image processor and no tokenizer, else text."""
-    from .modeling import TOKENIZER_FILES, resolve_checkpoint
+    from hf_finetune.modeling import TOKENIZER_FILES, resolve_checkpoint
 
     folder = Path(resolve_checkpoint(model))
     has = lambda name: (folder / name).is_file()  # noqa: E731
@@ -391,9 +391,9 @@ def _guess_task(model: str) -> str:
 
 
 def advise_main(argv: list[str]) -> int:
-    from .advisor import DEFAULT_SAMPLE, advise, data_values, write_recipe
-    from .config import load_recipe, resolve_recipe_path
-    from .outputs import write_json
+    from hf_finetune.advisor import DEFAULT_SAMPLE, advise, data_values, write_recipe
+    from hf_finetune.config import load_recipe, resolve_recipe_path
+    from hf_finetune.outputs import write_json
 
     parser = _Parser(prog="hf-finetune advise", description=COMMANDS["advise"])
     parser.add_argument("--model", help="Checkpoint: Hub id, folder or packaged:... (default: the recipe's).")
@@ -466,7 +466,7 @@ def advise_main(argv: list[str]) -> int:
 
 def listing_main(command: str) -> int:
     if command == "recipes":
-        from .config import list_recipes
+        from hf_finetune.config import list_recipes
 
         recipes = list_recipes()
         width = max(map(len, recipes), default=0) + 2
@@ -474,8 +474,8 @@ def listing_main(command: str) -> int:
             first = next((line[1:].strip() for line in path.read_text().splitlines() if line.startswith("#")), "")
             print(f"{name:<{width}} {first}")
     else:
-        from .strategies import STRATEGIES
-        from .tasks import TASKS
+        from hf_finetune.strategies import STRATEGIES
+        from hf_finetune.tasks import TASKS
 
         registry = STRATEGIES if command == "strategies" else TASKS
         for name, cls in registry.all().items():
@@ -484,8 +484,8 @@ def listing_main(command: str) -> int:
 
 
 def zero_shot_main(argv: list[str]) -> int:
-    from .outputs import write_json
-    from .zero_shot import PRIORS, format_report, zero_shot_evaluate
+    from hf_finetune.outputs import write_json
+    from hf_finetune.zero_shot import PRIORS, format_report, zero_shot_evaluate
 
     parser = _Parser(
         prog="hf-finetune zero-shot",
@@ -515,7 +515,7 @@ def zero_shot_main(argv: list[str]) -> int:
     output = Path(args.output) if args.output else Path(args.model) / "zero_shot.json"
     if output.suffix != ".json":
         raise UserError(f"--output must end in .json, got {output}")
-    from .training import setup_logging
+    from hf_finetune.training import setup_logging
 
     setup_logging(is_main=True)
     report = zero_shot_evaluate(

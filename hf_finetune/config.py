@@ -21,8 +21,8 @@ from typing import Any
 import yaml
 from transformers import HfArgumentParser, TrainingArguments
 
-from .errors import UserError, first_line
-from .launch_checks import check_launch_environment, run_on_cpu_without_accelerators
+from hf_finetune.errors import UserError, first_line
+from hf_finetune.launch_checks import check_launch_environment, run_on_cpu_without_accelerators
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RECIPES_DIR = REPO_ROOT / "tasks" / "recipes"
@@ -353,8 +353,8 @@ class FinetuneTrainingArguments(TrainingArguments):
 
 def config_classes() -> tuple[type, ...]:
     """Our dataclasses plus each strategy's and each task's own options dataclass (declared in its file)."""
-    from .strategies import STRATEGIES
-    from .tasks import TASKS
+    from hf_finetune.strategies import STRATEGIES
+    from hf_finetune.tasks import TASKS
 
     owners = [*STRATEGIES.all().values(), *TASKS.all().values()]
     options = tuple(cls.Arguments for cls in owners if getattr(cls, "Arguments", None) is not None)
@@ -557,7 +557,7 @@ def finalize(cfg: RunConfig, task: str | None) -> None:
     cfg.run.resume = {"true": "auto", "none": "false", "no": "false"}.get(cfg.run.resume.lower(), cfg.run.resume)
     if not cfg.strategy.strategy_names:
         raise UserError("strategy is empty: name one, e.g. --strategy full")
-    from .transfer import resolve_strategies  # needs the strategy registry, which imports this module
+    from hf_finetune.transfer import resolve_strategies  # needs the strategy registry, which imports this module
 
     strategies = resolve_strategies(cfg.strategy.strategy_names)
     if cfg.training.learning_rate is None:
@@ -587,7 +587,7 @@ def parse_class_weights(value: str) -> str | list[float]:
 
 def data_is_local(args: DataArguments) -> bool:
     """Local files (a data file, a local dataset folder) rather than a Hub id or a `packaged:` set."""
-    from .local_assets import is_packaged
+    from hf_finetune.local_assets import is_packaged
 
     if args.train_file:
         return True  # local files win over dataset_name (`data.load_raw_splits`)

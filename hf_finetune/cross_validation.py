@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UserError
+from hf_finetune.errors import UserError
 
 logger = logging.getLogger("hf_finetune")
 CV_METRICS = "cv_metrics.json"
@@ -68,10 +68,10 @@ def summarise(folds: list[dict]) -> dict:
 
 
 def run_cv(cfg) -> CVResult:
-    from .data import LabelledData
-    from .outputs import METRICS, check_writable, is_finished, write_json
-    from .tasks import TASKS
-    from .training import run, setup_logging
+    from hf_finetune.data import LabelledData
+    from hf_finetune.outputs import METRICS, check_writable, is_finished, write_json
+    from hf_finetune.tasks import TASKS
+    from hf_finetune.training import run, setup_logging
 
     k = cfg.run.cv_folds
     setup_logging(cfg.training.distributed_state.is_main_process)

@@ -14,9 +14,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import DataArguments, looks_like_local_path
-from .errors import UserError, first_line
-from .local_assets import is_packaged, load_packaged_dataset
+from hf_finetune.config import DataArguments, looks_like_local_path
+from hf_finetune.errors import UserError, first_line
+from hf_finetune.local_assets import is_packaged, load_packaged_dataset
 
 logger = logging.getLogger(__name__)
 
@@ -551,7 +551,7 @@ def load_token_data(args: DataArguments, seed: int) -> LabelledData:
     """
     from datasets import ClassLabel, Dataset, Features, Sequence, Value
 
-    from .tags import bio_problem, iob1_to_iob2, tag_label_names
+    from hf_finetune.tags import bio_problem, iob1_to_iob2, tag_label_names
 
     columns = [("tokens_column", args.tokens_column), ("tags_column", args.tags_column)]
     chosen, source = select_splits(args, columns, args.tags_column)

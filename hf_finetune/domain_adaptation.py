@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .errors import UserError
+from hf_finetune.errors import UserError
 
 # Target-domain training examples have no label; -100 is the index cross-entropy ignores, so the label
 # column alone says which domain an example belongs to (no extra column to carry through tokenizer
@@ -116,16 +116,9 @@ def load_target_domain(task, cfg, dataset_name: str | None, train_file: str | No
     The columns are the source's (`text_column`, `image_column`, `label_column`); `max_train_samples` and
     `max_eval_samples` cap the target splits as they cap the source's.
     """
-    from .data import (
-        _check_no_missing,
-        _encode_labels,
-        _is_unlabelled,
-        _seeded_subset,
-        check_split_inputs,
-        load_raw_splits,
-    )
-    from .images import ImageChecker, relative_path_bases
-    from .local_assets import is_packaged
+    from hf_finetune.data import _check_no_missing, _encode_labels, _is_unlabelled, _seeded_subset, check_split_inputs, load_raw_splits
+    from hf_finetune.images import ImageChecker, relative_path_bases
+    from hf_finetune.local_assets import is_packaged
 
     data_args = cfg.data
     args = dataclasses.replace(

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UserError, first_line
+from hf_finetune.errors import UserError, first_line
 
 logger = logging.getLogger("hf_finetune")
 
@@ -149,7 +149,7 @@ class Backbone:
         return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
 
     def _images(self, images: list, pooling: str):
-        from .images import to_rgb
+        from hf_finetune.images import to_rgb
 
         pixel_values = self.image_processor(images=[to_rgb(i) for i in images], return_tensors="pt")["pixel_values"]
         hidden = self.model(pixel_values=pixel_values).last_hidden_state
@@ -171,16 +171,10 @@ def load_backbone(
     from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    from .adapters import is_adapter_folder
-    from .config import ModelArguments
-    from .modeling import (
-        TOKENIZER_FILES,
-        check_checkpoint_folder,
-        check_remote_code,
-        recorded_checkpoint_name,
-        resolve_checkpoint,
-    )
-    from .tasks.image_classification import PROCESSOR_FILES
+    from hf_finetune.adapters import is_adapter_folder
+    from hf_finetune.config import ModelArguments
+    from hf_finetune.modeling import TOKENIZER_FILES, check_checkpoint_folder, check_remote_code, recorded_checkpoint_name, resolve_checkpoint
+    from hf_finetune.tasks.image_classification import PROCESSOR_FILES
 
     checkpoint = resolve_checkpoint(name)
     if Path(checkpoint).is_dir() and is_adapter_folder(Path(checkpoint)):
@@ -405,7 +399,7 @@ def input_column(cfg) -> str:
 
 def load_config_data(cfg):
     """The task's `LabelledData` (train, validation, test) exactly as `training.run` loads it."""
-    from .tasks import TASKS
+    from hf_finetune.tasks import TASKS
 
     if cfg.data.multi_label:
         raise UserError("features + classical heads are single-label; remove --multi_label")
@@ -417,7 +411,7 @@ def feature_request(cfg, models: list[str], pooling: str) -> dict:
     """What a cache was made from: a cache is reused only for the same request."""
     import dataclasses
 
-    from .modeling import recorded_checkpoint_name
+    from hf_finetune.modeling import recorded_checkpoint_name
 
     data = {k: v for k, v in dataclasses.asdict(cfg.data).items() if k not in ("data_private", "extra_metrics")}
     return {
@@ -432,7 +426,7 @@ def feature_request(cfg, models: list[str], pooling: str) -> dict:
 
 def check_backbones(models: list[str], cfg) -> None:
     """The cheap checks (folder exists, weights, shipped code) before any data is read."""
-    from .modeling import check_checkpoint_folder, check_remote_code, resolve_checkpoint
+    from hf_finetune.modeling import check_checkpoint_folder, check_remote_code, resolve_checkpoint
 
     for name in models:
         checkpoint = resolve_checkpoint(name)
@@ -445,7 +439,7 @@ def features_for_config(
     data=None, progress: bool = True,
 ) -> tuple[dict[str, FeatureSet], bool]:  # fmt: skip
     """Features of every split of the config's data through `models`, cached in `out` (reused when unchanged)."""
-    from .images import IMAGE_REF_COLUMN
+    from hf_finetune.images import IMAGE_REF_COLUMN
 
     if pooling not in POOLINGS:
         raise UserError(f"pooling must be one of {', '.join(POOLINGS)}, got '{pooling}'")

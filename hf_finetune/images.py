@@ -17,7 +17,7 @@ import io
 import logging
 from pathlib import Path
 
-from .errors import UserError, first_line
+from hf_finetune.errors import UserError, first_line
 
 logger = logging.getLogger(__name__)
 

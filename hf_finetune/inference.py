@@ -14,9 +14,9 @@ import json
 import sys
 from pathlib import Path
 
-from .adapters import is_adapter_folder, load_adapter_model
-from .errors import UserError
-from .modeling import TOKENIZER_FILES, check_checkpoint_folder
+from hf_finetune.adapters import is_adapter_folder, load_adapter_model
+from hf_finetune.errors import UserError
+from hf_finetune.modeling import TOKENIZER_FILES, check_checkpoint_folder
 
 OUTPUT_FORMATS = (".csv", ".jsonl")
 SINGLE_LABEL, MULTI_LABEL, REGRESSION, TOKENS = "single_label", "multi_label", "regression", "token_classification"
@@ -41,7 +41,7 @@ def load_pipeline(model_dir: str, batch_size: int = 32):
     if not folder.is_dir():
         raise UserError(f"model folder {model_dir} does not exist")
     check_checkpoint_folder(str(folder), allow_pickle=False)
-    from .multitask import is_multitask_folder
+    from hf_finetune.multitask import is_multitask_folder
 
     if is_multitask_folder(folder):
         raise UserError(
@@ -120,7 +120,7 @@ def entity_span(text: str, entity: dict) -> dict:
 def read_inputs(
     path: str, text_column: str, text_pair_column: str | None
 ) -> tuple[list[str], list[str] | None, object]:
-    from .data import read_data_file, require_columns, text_columns
+    from hf_finetune.data import read_data_file, require_columns, text_columns
 
     dataset = read_data_file(path)
     require_columns(dataset, text_columns(text_column, text_pair_column), "input", path)
@@ -182,8 +182,8 @@ def evaluate_file(
     tags_column: str = "ner_tags",
 ) -> dict:
     """Scores on a labelled file, as training reports them for the model's kind (`main` names the headline)."""
-    from .data import require_columns
-    from .metrics import classification_scores, per_class_report, regression_scores
+    from hf_finetune.data import require_columns
+    from hf_finetune.metrics import classification_scores, per_class_report, regression_scores
 
     classifier = load_pipeline(model_dir)
     kind = model_kind(classifier.model.config)
@@ -197,7 +197,7 @@ def evaluate_file(
     texts, pairs, dataset = read_inputs(data_file, text_column, text_pair_column)
     require_columns(dataset, [("label_column", label_column)], "input", data_file)
     if kind == REGRESSION:
-        from .data import _numeric_targets
+        from hf_finetune.data import _numeric_targets
 
         gold = _numeric_targets(dataset, label_column, "input")[label_column]
         predicted = [r["score"] for r in predict_texts(classifier, texts, pairs)]
@@ -240,8 +240,8 @@ def evaluate_tags(classifier, data_file: str, tokens_column: str, tags_column: s
     """Entity-level scores (seqeval) on a file of words and BIO tags: CoNLL text, JSONL, CSV or Parquet."""
     from datasets import ClassLabel
 
-    from .data import _tag_rows, _word_list, read_data_file, require_columns
-    from .metrics import entity_report, entity_scores
+    from hf_finetune.data import _tag_rows, _word_list, read_data_file, require_columns
+    from hf_finetune.metrics import entity_report, entity_scores
 
     dataset = read_data_file(data_file)
     require_columns(dataset, [("tokens_column", tokens_column), ("tags_column", tags_column)], "input", data_file)

@@ -19,7 +19,7 @@ import threading
 
 from transformers import TrainerCallback
 
-from .errors import UserError
+from hf_finetune.errors import UserError
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from .errors import UserError
+from hf_finetune.errors import UserError
 
 INSTALL_DEEPSPEED = 'pip install -c constraints.txt -e ".[deepspeed]"'
 

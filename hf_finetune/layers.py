@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
-from .errors import UserError
+from hf_finetune.errors import UserError
 
 EMBEDDINGS, HEAD = "embeddings", "head"
 

@@ -25,7 +25,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from .errors import UserError
+from hf_finetune.errors import UserError
 
 PACKAGED_PREFIX = "packaged:"
 
@@ -247,7 +247,7 @@ def fortunes_ner(seed: int = FORTUNES_SEED):
     """
     from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
 
-    from .ner_rules import TAG_NAMES, tag_text
+    from hf_finetune.ner_rules import TAG_NAMES, tag_text
 
     texts = sorted({text for category in fortune_categories() for text in read_fortunes(category)})
     rng = random.Random(seed)

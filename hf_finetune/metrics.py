@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UserError, first_line
+from hf_finetune.errors import UserError, first_line
 
 
 def classification_scores(y_true, y_pred) -> dict[str, float]:
@@ -199,7 +199,7 @@ def class_weight_vector(spec, train_labels, num_classes: int) -> np.ndarray:
 
     A class absent from the training labels gets weight 0 under `auto` (nothing to learn from it anyway).
     """
-    from .errors import UserError
+    from hf_finetune.errors import UserError
 
     if spec == "auto":
         counts = np.bincount(np.asarray(train_labels, dtype=int), minlength=num_classes).astype(float)

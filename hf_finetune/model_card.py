@@ -12,9 +12,9 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from .config import looks_like_local_path
-from .local_assets import is_packaged, packaged_model_hub_id
-from .transfer import format_summary
+from hf_finetune.config import looks_like_local_path
+from hf_finetune.local_assets import is_packaged, packaged_model_hub_id
+from hf_finetune.transfer import format_summary
 
 ADAPTER_USAGE = """This folder holds PEFT adapters and the trained head (`adapter_model.safetensors`), not a
 full model. `hf-finetune evaluate/predict --model {name}` use it as it is; for plain transformers,

@@ -11,9 +11,9 @@ import logging
 import re
 from pathlib import Path
 
-from .config import ModelArguments, looks_like_local_path
-from .errors import UserError, first_line
-from .local_assets import is_packaged, resolve_packaged_model
+from hf_finetune.config import ModelArguments, looks_like_local_path
+from hf_finetune.errors import UserError, first_line
+from hf_finetune.local_assets import is_packaged, resolve_packaged_model
 
 logger = logging.getLogger(__name__)
 

@@ -30,8 +30,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .errors import UserError
-from .trainer import StrategyTrainer
+from hf_finetune.errors import UserError
+from hf_finetune.trainer import StrategyTrainer
 
 MULTITASK_FILE = "multitask.json"
 HEADS_FILE = "heads.safetensors"
@@ -231,7 +231,7 @@ def load_multitask_weights(folder: Path, model: MultiTaskModel) -> None:
     are saved under (ViT) to the live ones; a plain `load_state_dict` would silently match nothing."""
     from safetensors.torch import load_file
 
-    from .features import load_backbone
+    from hf_finetune.features import load_backbone
 
     if not (folder / HEADS_FILE).is_file():
         raise UserError(f"{folder} holds no {HEADS_FILE}: not a multi-task checkpoint")
@@ -251,7 +251,7 @@ class MultiTaskPredictor:
     def __init__(self, folder, batch_size: int = 32, max_seq_length: int = 128):
         from safetensors.torch import load_file
 
-        from .features import load_backbone
+        from hf_finetune.features import load_backbone
 
         self.folder = Path(folder).expanduser()
         if not is_multitask_folder(self.folder):
@@ -310,7 +310,7 @@ class MultiTaskPredictor:
             )
         from PIL import Image
 
-        from .images import to_rgb
+        from hf_finetune.images import to_rgb
 
         images = []
         for item in batch:

@@ -17,9 +17,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from .config import load_recipe, parse_config, resolve_recipe_path
-from .local_assets import FASHION_MNIST_CLASSES, FASHION_MNIST_SOURCE_CLASSES
-from .outputs import is_finished
+from hf_finetune.config import load_recipe, parse_config, resolve_recipe_path
+from hf_finetune.local_assets import FASHION_MNIST_CLASSES, FASHION_MNIST_SOURCE_CLASSES
+from hf_finetune.outputs import is_finished
 
 logger = logging.getLogger("hf_finetune")
 
@@ -75,7 +75,7 @@ def write_init_checkpoint(folder: Path, label_names: list[str], seed: int = 0) -
 
 def pretrain(argv: list[str] | None = None) -> Path:
     """Pretrain on the source classes (recipe `vit_fashion_source`, overridable), or reuse a finished folder."""
-    from .training import run
+    from hf_finetune.training import run
 
     cfg = parse_config(
         ["--config", SOURCE_RECIPE, *(argv or [])], task="image_classification", prog="hf-finetune pretrain"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .metrics import multilabel_predictions, sigmoid, softmax
+from hf_finetune.metrics import multilabel_predictions, sigmoid, softmax
 
 
 def _write_lines(path: Path, rows) -> None:
@@ -69,7 +69,7 @@ def write_entity_mistakes(path: Path, words: list[list[str]], gold: list[list[st
 
     `words`, `gold`, `predicted`: per sentence, the scored words and their tags (truncated words are absent).
     """
-    from .tags import entity_spans
+    from hf_finetune.tags import entity_spans
 
     def spans(sentence_words, tags):
         return [[kind, " ".join(sentence_words[a:b])] for kind, a, b in entity_spans(tags)]

@@ -27,10 +27,10 @@ from transformers import Trainer
 from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, has_length, rotate_checkpoints
 
-from .checkpoints import load_adapter_in_place, load_renamed_weights, mark_checkpoint_complete, newest_complete
-from .errors import CheckpointNotSaved, TrainingDiverged, first_line
-from .interruption import StopOnSignal
-from .transfer import TransferPlan
+from hf_finetune.checkpoints import load_adapter_in_place, load_renamed_weights, mark_checkpoint_complete, newest_complete
+from hf_finetune.errors import CheckpointNotSaved, TrainingDiverged, first_line
+from hf_finetune.interruption import StopOnSignal
+from hf_finetune.transfer import TransferPlan
 
 logger = logging.getLogger("hf_finetune")
 

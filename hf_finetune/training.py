@@ -19,25 +19,16 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .adapters import is_adapter_folder, save_adapter_config
-from .checkpoints import check_resumable, load_renamed_weights, plan_resume, remove_incomplete
-from .config import RunConfig, write_run_config
-from .hub import keep_trainer_from_pushing, push_folder, push_settings
-from .interruption import Interrupted
-from .model_card import build_model_card
-from .outputs import (
-    METRICS,
-    RUN_CONFIG,
-    check_free_space,
-    check_output_dir,
-    check_writable,
-    mark_complete,
-    prepare_output_dir,
-    write_json,
-)
-from .plots import save_loss_curves_png
-from .tasks import TASKS
-from .transfer import TransferPlan, format_summary, resolve_strategies
+from hf_finetune.adapters import is_adapter_folder, save_adapter_config
+from hf_finetune.checkpoints import check_resumable, load_renamed_weights, plan_resume, remove_incomplete
+from hf_finetune.config import RunConfig, write_run_config
+from hf_finetune.hub import keep_trainer_from_pushing, push_folder, push_settings
+from hf_finetune.interruption import Interrupted
+from hf_finetune.model_card import build_model_card
+from hf_finetune.outputs import METRICS, RUN_CONFIG, check_free_space, check_output_dir, check_writable, mark_complete, prepare_output_dir, write_json
+from hf_finetune.plots import save_loss_curves_png
+from hf_finetune.tasks import TASKS
+from hf_finetune.transfer import TransferPlan, format_summary, resolve_strategies
 
 logger = logging.getLogger("hf_finetune")
 
@@ -240,7 +231,7 @@ def train_or_stop(trainer, checkpoint: Path | None, resume: str, out: Path):
 
 def bytes_to_save(model) -> int:
     """About what a checkpoint (weights + Adam's two moments of the trained weights) and the final model take."""
-    from .transfer import unwrap_peft
+    from hf_finetune.transfer import unwrap_peft
 
     params = list(model.parameters())
     trainable = sum(p.numel() * p.element_size() for p in params if p.requires_grad)

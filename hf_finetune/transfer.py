@@ -21,9 +21,9 @@ import functools
 import logging
 import math
 
-from .errors import UserError
-from .layers import HEAD, BlockLayout, discover_blocks
-from .strategies import STRATEGIES
+from hf_finetune.errors import UserError
+from hf_finetune.layers import HEAD, BlockLayout, discover_blocks
+from hf_finetune.strategies import STRATEGIES
 
 logger = logging.getLogger("hf_finetune")
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .plots import _pyplot
+from hf_finetune.plots import _pyplot
 
 BASELINE = "scratch"
 REPORT_DIR = "report"

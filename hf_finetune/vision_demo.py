@@ -16,10 +16,10 @@ TARGET_RECIPE = "fashion_mnist_target"
 
 
 def main(argv: list[str] | None = None) -> int:
-    from . import train
-    from .cli import run_guarded
-    from .pretrain import pretrain
-    from .training import setup_logging
+    from hf_finetune import train
+    from hf_finetune.cli import run_guarded
+    from hf_finetune.pretrain import pretrain
+    from hf_finetune.training import setup_logging
 
     def demo() -> int:
         setup_logging(is_main=True)

@@ -39,8 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UserError, first_line
-from .local_assets import is_packaged
+from hf_finetune.errors import UserError, first_line
+from hf_finetune.local_assets import is_packaged
 
 logger = logging.getLogger("hf_finetune")
 
@@ -140,7 +140,7 @@ def parse_class_table(values, source: str) -> ClassTable:
 
 def fashion_mnist_class_table() -> ClassTable:
     """The Fashion-MNIST zero-shot split: Dress and Sneaker unseen, from the one attribute table."""
-    from .local_assets import FASHION_MNIST_ATTRIBUTES, FASHION_MNIST_CLASSES, FASHION_MNIST_UNSEEN_CLASSES
+    from hf_finetune.local_assets import FASHION_MNIST_ATTRIBUTES, FASHION_MNIST_CLASSES, FASHION_MNIST_UNSEEN_CLASSES
 
     values = {"unseen": {}, "seen": {}}
     for i, name in enumerate(FASHION_MNIST_CLASSES):
@@ -224,9 +224,9 @@ def load_attribute_model(model_dir: str):
 
     from transformers import AutoImageProcessor, AutoModelForImageClassification
 
-    from .adapters import is_adapter_folder, load_adapter_model
-    from .inference import MULTI_LABEL, model_kind
-    from .modeling import check_checkpoint_folder
+    from hf_finetune.adapters import is_adapter_folder, load_adapter_model
+    from hf_finetune.inference import MULTI_LABEL, model_kind
+    from hf_finetune.modeling import check_checkpoint_folder
 
     folder = Path(model_dir).expanduser()
     if not (folder / "config.json").is_file():
@@ -254,7 +254,7 @@ def attribute_probabilities(model, processor, images, batch_size: int = 128) -> 
     """Sigmoid outputs (images x attributes) through the image processor, as training evaluated them."""
     import torch
 
-    from .images import to_rgb
+    from hf_finetune.images import to_rgb
 
     rows = []
     with torch.no_grad():
@@ -270,8 +270,8 @@ def load_class_images(data: str, split: str, image_column: str, label_column: st
     (`save_to_disk` or an image folder) or a data file (.csv/.jsonl/.parquet with image paths)."""
     from datasets import ClassLabel
 
-    from .data import load_named_splits, read_data_file, require_columns
-    from .images import ImageChecker
+    from hf_finetune.data import load_named_splits, read_data_file, require_columns
+    from hf_finetune.images import ImageChecker
 
     file = Path(data).expanduser()
     splits = {split: read_data_file(str(file), split=split)} if file.is_file() else load_named_splits(data)

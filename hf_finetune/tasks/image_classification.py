@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import logging
 
-from ..data import load_labelled_data
-from ..errors import UserError, first_line
-from ..images import IMAGE_REF_COLUMN, ImageChecker, ImageTransform, collate_images, relative_path_bases
-from ..local_assets import is_packaged
-from ..modeling import load_classifier, resolve_checkpoint
-from . import register_task
-from .base import ClassificationTask
+from hf_finetune.data import load_labelled_data
+from hf_finetune.errors import UserError, first_line
+from hf_finetune.images import IMAGE_REF_COLUMN, ImageChecker, ImageTransform, collate_images, relative_path_bases
+from hf_finetune.local_assets import is_packaged
+from hf_finetune.modeling import load_classifier, resolve_checkpoint
+from hf_finetune.tasks import register_task
+from hf_finetune.tasks.base import ClassificationTask
 
 logger = logging.getLogger(__name__)
 # Where transformers' AutoImageProcessor finds a checkpoint's image processor.
@@ -45,8 +45,8 @@ class ImageClassification(ClassificationTask):
     def check_model_inputs(self):
         from pathlib import Path
 
-        from ..modeling import check_checkpoint_folder, check_remote_code
-        from ..pretrain import pretrained_dir
+        from hf_finetune.modeling import check_checkpoint_folder, check_remote_code
+        from hf_finetune.pretrain import pretrained_dir
 
         name = self.cfg.model.model_name_or_path
         if not Path(name).exists() and Path(name) == pretrained_dir():

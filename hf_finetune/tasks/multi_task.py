@@ -17,11 +17,11 @@ import logging
 import re
 from dataclasses import dataclass, field
 
-from ..data import LabelledData
-from ..errors import UserError
-from ..multitask import SAMPLINGS, TASK_COLUMN, TaskSampling, flat_label_names, tasks_from_flat
-from . import register_task
-from .base import Task
+from hf_finetune.data import LabelledData
+from hf_finetune.errors import UserError
+from hf_finetune.multitask import SAMPLINGS, TASK_COLUMN, TaskSampling, flat_label_names, tasks_from_flat
+from hf_finetune.tasks import register_task
+from hf_finetune.tasks.base import Task
 
 logger = logging.getLogger("hf_finetune")
 INPUT_KINDS = {"text": "text_classification", "image": "image_classification"}
@@ -139,7 +139,7 @@ class MultiTask(Task):
         self.sampling: TaskSampling | None = None
 
     def _input_task(self, cfg):
-        from . import TASKS
+        from hf_finetune.tasks import TASKS
 
         return TASKS.get(INPUT_KINDS[self.args.multitask_input_kind])(cfg)
 
@@ -209,8 +209,8 @@ class MultiTask(Task):
         return self.inputs.load_processor()
 
     def load_model(self, label_names):
-        from ..features import load_backbone
-        from ..multitask import MultiTaskModel
+        from hf_finetune.features import load_backbone
+        from hf_finetune.multitask import MultiTaskModel
 
         model_args = self.cfg.model
         backbone = load_backbone(model_args.model_name_or_path, revision=model_args.revision,
@@ -244,7 +244,7 @@ class MultiTask(Task):
         return self._encode_texts(data, processor)
 
     def _encode_texts(self, data, tokenizer):
-        from ..data import encode_splits
+        from hf_finetune.data import encode_splits
 
         def tokenize(batch, target_column, split):
             encoded = self.inputs.tokenize(tokenizer, batch)
@@ -255,7 +255,7 @@ class MultiTask(Task):
         return encode_splits(data.splits, tokenize, "label")
 
     def _encode_images(self, data, processor):
-        from ..images import ImageTransform
+        from hf_finetune.images import ImageTransform
 
         args = self.cfg.data
         width = max(len(labels) for labels in tasks_from_flat(data.label_names).values())
@@ -284,12 +284,12 @@ class MultiTask(Task):
         return self.inputs.data_collator(processor)
 
     def build_trainer(self, **kwargs):
-        from ..multitask import MultiTaskTrainer
+        from hf_finetune.multitask import MultiTaskTrainer
 
         return MultiTaskTrainer(sampling=self.sampling, **kwargs)
 
     def compute_metrics(self, data):
-        from ..metrics import classification_scores
+        from hf_finetune.metrics import classification_scores
 
         names = self.names
         widths = {t: len(labels) for t, labels in tasks_from_flat(data.label_names).items()}
@@ -321,7 +321,7 @@ class MultiTask(Task):
         return per_task_predictions(prediction, self.names, widths)
 
     def evaluation_report(self, prediction, data):
-        from ..metrics import per_class_report
+        from hf_finetune.metrics import per_class_report
 
         tasks = tasks_from_flat(data.label_names)
         return {
@@ -333,9 +333,9 @@ class MultiTask(Task):
 
     def write_report_files(self, out, prediction, data, split):
         """`confusion_matrix.json` (one matrix per task) and one picture per task."""
-        from ..metrics import per_class_report
-        from ..outputs import write_json
-        from ..plots import save_confusion_matrix_png
+        from hf_finetune.metrics import per_class_report
+        from hf_finetune.outputs import write_json
+        from hf_finetune.plots import save_confusion_matrix_png
 
         tasks = tasks_from_flat(data.label_names)
         matrices = {}
@@ -348,7 +348,7 @@ class MultiTask(Task):
 
     def baseline(self, data, prediction):
         """Per task: always its most frequent training label; `accuracy` is their mean, as the headline's is."""
-        from ..metrics import majority_baseline
+        from hf_finetune.metrics import majority_baseline
 
         train = data.splits["train"]
         task_ids, labels = train[TASK_COLUMN], train["label"]
@@ -363,9 +363,9 @@ class MultiTask(Task):
         """`misclassified.jsonl`: wrong predictions of every head, each task's most confident first."""
         import numpy as np
 
-        from ..metrics import softmax
-        from ..outputs import MISCLASSIFIED
-        from ..reports import _write_lines
+        from hf_finetune.metrics import softmax
+        from hf_finetune.outputs import MISCLASSIFIED
+        from hf_finetune.reports import _write_lines
 
         tasks = tasks_from_flat(data.label_names)
         logits, task_ids = prediction.predictions
@@ -466,6 +466,6 @@ class TaskTagged:
 def collate_tagged_images(examples: list[dict]) -> dict:
     import torch
 
-    from ..images import collate_images
+    from hf_finetune.images import collate_images
 
     return {**collate_images(examples), "task_ids": torch.stack([e["task_ids"] for e in examples])}
