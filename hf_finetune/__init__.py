@@ -49,8 +49,8 @@ def train(config=None, **overrides):
     """
     from pathlib import Path
 
-    from hf_finetune.config import config_from_dict, load_recipe, resolve_recipe_path
-    from hf_finetune.training import run
+    from hf_finetune.recipes import config_from_dict, load_recipe, resolve_recipe_path
+    from hf_finetune.training.run import run
 
     recipe_path = None
     if isinstance(config, (str, Path)):
@@ -61,7 +61,7 @@ def train(config=None, **overrides):
     values.update(overrides)
     cfg = config_from_dict(values, recipe=str(recipe_path) if recipe_path else None)
     if cfg.run.cv_folds:  # k-fold cross-validation: a `cross_validation.CVResult` (folds, mean and std)
-        from hf_finetune.cross_validation import run_cv
+        from hf_finetune.training.cross_validation import run_cv
 
         return run_cv(cfg)
     return run(cfg)

@@ -2,7 +2,7 @@
 
 from collections import Counter
 
-from hf_finetune.local_assets import FORTUNE_MAX_CHARS, FORTUNE_MIN_CHARS, FORTUNE_TOPICS, fortunes_topics
+from hf_finetune.assets.fortunes import FORTUNE_MAX_CHARS, FORTUNE_MIN_CHARS, FORTUNE_TOPICS, fortunes_topics
 
 
 def test_fortunes_topics_shape_and_filter(fortunes):
@@ -25,14 +25,14 @@ def test_fortunes_split_is_fixed_and_disjoint(fortunes):
 def test_fashion_mnist_loader_and_source_target_subsets():
     import numpy as np
 
-    from hf_finetune.local_assets import (
+    from hf_finetune.assets.fashion_mnist import (
         ATTRIBUTE_NAMES,
-        FASHION_MNIST_ATTRIBUTES,
         FASHION_MNIST_CLASSES,
         FASHION_MNIST_SOURCE_CLASSES,
         FASHION_MNIST_TARGET_CLASSES,
         fashion_mnist,
     )
+    from hf_finetune.assets.fashion_mnist import FASHION_MNIST_ATTRIBUTES
 
     data = fashion_mnist()
     assert {k: len(v) for k, v in data.items()} == {"train": 60000, "test": 10000}
@@ -52,7 +52,7 @@ def test_fashion_mnist_loader_and_source_target_subsets():
 
 
 def test_digits_loader_is_fixed_and_stratified():
-    from hf_finetune.local_assets import digits
+    from hf_finetune.assets.digits import digits
 
     data = digits()
     assert len(data["train"]) + len(data["test"]) == 1797 and len(data["test"]) == 360

@@ -10,7 +10,7 @@ import math
 
 import pytest
 
-from hf_finetune.transfer_report import COLUMNS, curve_measures, summarise, write_report
+from hf_finetune.analysis.compare.report import COLUMNS, curve_measures, summarise, write_report
 
 
 def fake_run(folder, method, fraction, seed, test_accuracy, curve):

@@ -1,4 +1,4 @@
-from hf_finetune.layers import HEAD
+from hf_finetune.modeling.layers import HEAD
 from hf_finetune.strategies import register_strategy
 from hf_finetune.strategies.base import Strategy
 

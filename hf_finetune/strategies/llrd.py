@@ -1,7 +1,7 @@
 from dataclasses import dataclass, field
 
 from hf_finetune.errors import UserError
-from hf_finetune.layers import HEAD
+from hf_finetune.modeling.layers import HEAD
 from hf_finetune.strategies import register_strategy
 from hf_finetune.strategies.base import Strategy
 

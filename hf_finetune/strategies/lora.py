@@ -1,8 +1,8 @@
 from dataclasses import dataclass, field
 
-from hf_finetune.adapters import PEFT_REFUSES, wrap_with_peft
 from hf_finetune.errors import UserError
-from hf_finetune.layers import block_linear_modules, discover_blocks, head_module_names
+from hf_finetune.modeling.adapters import PEFT_REFUSES, wrap_with_peft
+from hf_finetune.modeling.layers import block_linear_modules, discover_blocks, head_module_names
 from hf_finetune.strategies import register_strategy
 from hf_finetune.strategies.base import Strategy
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 
-from hf_finetune.data import load_labelled_data
+from hf_finetune.data.images import IMAGE_REF_COLUMN, ImageChecker, ImageTransform, collate_images, relative_path_bases
+from hf_finetune.data.splits import load_labelled_data
 from hf_finetune.errors import UserError, first_line
-from hf_finetune.images import IMAGE_REF_COLUMN, ImageChecker, ImageTransform, collate_images, relative_path_bases
-from hf_finetune.local_assets import is_packaged
-from hf_finetune.modeling import load_classifier, resolve_checkpoint
+from hf_finetune.modeling.loading import load_classifier, resolve_checkpoint
+from hf_finetune.settings.packaged import is_packaged
 from hf_finetune.tasks import register_task
 from hf_finetune.tasks.base import ClassificationTask
 
@@ -45,8 +45,8 @@ class ImageClassification(ClassificationTask):
     def check_model_inputs(self):
         from pathlib import Path
 
-        from hf_finetune.modeling import check_checkpoint_folder, check_remote_code
-        from hf_finetune.pretrain import pretrained_dir
+        from hf_finetune.modeling.loading import check_checkpoint_folder, check_remote_code
+        from hf_finetune.training.pretrain import pretrained_dir
 
         name = self.cfg.model.model_name_or_path
         if not Path(name).exists() and Path(name) == pretrained_dir():

@@ -1,0 +1,2 @@
+"""`hf-finetune`: a table of commands, one module per command family.
+"""

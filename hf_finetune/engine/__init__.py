@@ -1,0 +1,2 @@
+"""The Trainer the plug-ins build on: strategy hooks, safe stops, trustworthy checkpoints.
+"""

@@ -1,0 +1,2 @@
+"""Use a finished model: predict and evaluate from a model folder.
+"""
