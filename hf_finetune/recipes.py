@@ -29,12 +29,13 @@ from hf_finetune.settings.arguments import (
     data_is_local,
     parse_class_weights,
 )
+from hf_finetune.strategies import STRATEGIES
+from hf_finetune.strategies.plan import resolve_strategies
+from hf_finetune.tasks import TASKS
 
 
 def config_classes() -> tuple[type, ...]:
     """Our dataclasses plus each strategy's and each task's own options dataclass (declared in its file)."""
-    from hf_finetune.strategies import STRATEGIES
-    from hf_finetune.tasks import TASKS
 
     owners = [*STRATEGIES.all().values(), *TASKS.all().values()]
     options = tuple(cls.Arguments for cls in owners if getattr(cls, "Arguments", None) is not None)
@@ -171,7 +172,6 @@ def finalize(cfg: RunConfig, task: str | None) -> None:
     cfg.run.resume = {"true": "auto", "none": "false", "no": "false"}.get(cfg.run.resume.lower(), cfg.run.resume)
     if not cfg.strategy.strategy_names:
         raise UserError("strategy is empty: name one, e.g. --strategy full")
-    from hf_finetune.strategies.plan import resolve_strategies
 
     strategies = resolve_strategies(cfg.strategy.strategy_names)
     if cfg.training.learning_rate is None:

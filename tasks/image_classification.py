@@ -9,7 +9,7 @@ Same as `hf-finetune train`, with the task fixed; the logic lives in `hf_finetun
 
 import sys
 
-from hf_finetune.cli.main import task_entry_point
+from hf_finetune.cli import task_entry_point
 
 if __name__ == "__main__":
     sys.exit(task_entry_point("image_classification"))

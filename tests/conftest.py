@@ -64,7 +64,7 @@ def csv_recipe_args(train_file) -> list[str]:
 
 
 def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
-    from hf_finetune.cli.main import main
+    from hf_finetune.cli import main
 
     code = main(argv)
     captured = capsys.readouterr()
@@ -74,7 +74,7 @@ def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory, fortunes_csv) -> Path:
     """One real fine-tuning run through the CLI, shared by the end-to-end tests."""
-    from hf_finetune.cli.main import main
+    from hf_finetune.cli import main
 
     out = tmp_path_factory.mktemp("run") / "model"
     code = main(
@@ -168,7 +168,7 @@ def vit_init_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def pretrained_vit(tmp_path_factory, vit_init_dir) -> Path:
     """A tiny version of `hf-finetune pretrain` (3,000 source images, 3 epochs), once per session."""
-    from hf_finetune.cli.main import main
+    from hf_finetune.cli import main
 
     out = tmp_path_factory.mktemp("vit") / "pretrained"
     argv = ["pretrain", "--model_name_or_path", str(vit_init_dir), "--output_dir", str(out),

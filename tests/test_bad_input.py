@@ -1,6 +1,6 @@
 """Bad input: one line on stderr, exit code 2, no traceback, nothing already written lost.
 
-Each case runs in-process through `hf_finetune.cli.main`, as the `hf-finetune` command does,
+Each case runs in-process through `hf_finetune.cli`, as the `hf-finetune` command does,
 and fails before training: on the packaged MiniLM, the random-init ViT and real digit images.
 A case either starts with files in the output folder (a finished run, the user's own files),
 which must come out byte-identical, or starts without one, which must not be created.

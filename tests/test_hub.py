@@ -17,7 +17,7 @@ import huggingface_hub
 import pytest
 from conftest import csv_recipe_args, read_json, run_cli
 
-from hf_finetune.cli.main import main
+from hf_finetune.cli import main
 
 FAKE_TOKEN = "hf_FakeTokenQx7Vb2Zp9Lm4Kd8Wr3Ty6Nc1Hs5"
 REPO = "me/fortunes-topics"

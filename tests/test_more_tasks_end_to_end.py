@@ -19,7 +19,7 @@ TOPICS = {"computers", "politics", "science", "songs-poems"}
 
 
 def train(tmp_path_factory, recipe: str, *extra: str):
-    from hf_finetune.cli.main import main
+    from hf_finetune.cli import main
 
     out = tmp_path_factory.mktemp(recipe) / "model"
     assert main(["train", "--config", recipe, *SMALL, *extra, "--output_dir", str(out)]) == 0

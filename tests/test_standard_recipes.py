@@ -510,7 +510,7 @@ def test_snapshot_loads_like_the_hub_repo(snapshots):
 @pytest.mark.parametrize("name", sorted(LAYOUTS))
 def test_hub_recipe_trains_unchanged_on_a_local_snapshot(name, snapshots, minilm_dir, vit_init_dir, tmp_path):
     """What `make <name>` runs (the recipe's task entry point), with only data, checkpoint and size swapped."""
-    from hf_finetune.cli.main import task_entry_point
+    from hf_finetune.cli import task_entry_point
 
     layout, values = LAYOUTS[name], recipe_values(name)
     model = str(vit_init_dir) if layout.image else minilm_dir

@@ -19,7 +19,7 @@ TARGET = ["Trouser", "Dress", "Sandal", "Sneaker", "Ankle boot"]
 @pytest.fixture(scope="session")
 def target_run(tmp_path_factory, pretrained_vit):
     """Fine-tune the pretrained ViT on the held-out Fashion-MNIST classes through the CLI."""
-    from hf_finetune.cli.main import main
+    from hf_finetune.cli import main
 
     out = tmp_path_factory.mktemp("vision") / "target"
     argv = ["train", "--config", "fashion_mnist_target", "--model_name_or_path", str(pretrained_vit),

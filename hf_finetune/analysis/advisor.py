@@ -20,7 +20,20 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from hf_finetune.analysis.compare.runs import tuned_recipe_path
+from hf_finetune.analysis.features import extract_features, input_column, load_config_data
+from hf_finetune.analysis.transferability import (
+    chance_accuracy,
+    knn_accuracy,
+    linear_probe_accuracy,
+    logme,
+    proxy_a_distance,
+)
+from hf_finetune.data.files import FILE_FORMATS
 from hf_finetune.errors import UserError
+from hf_finetune.modeling.backbone import load_backbone
+from hf_finetune.modeling.loading import resolve_checkpoint
+from hf_finetune.recipes import config_from_dict, load_recipe, resolve_recipe_path
 
 # "Little data": fewer than this many training examples in the median class, the few-shot regime.
 # The textbook line sits in the hundreds, for big networks trained without a validation split. Here
@@ -176,8 +189,6 @@ def tuned_recipe(base_name: str | None, strategy: str) -> tuple[str, dict] | Non
     Those recipes hold hyper-parameters measured for that strategy on that data (MiniLM's linear
     probe needs LR 2e-2, where 1e-3 reaches only 0.361), which beat any generic rule.
     """
-    from hf_finetune.analysis.compare.runs import tuned_recipe_path
-    from hf_finetune.recipes import load_recipe, resolve_recipe_path
 
     path = tuned_recipe_path(resolve_recipe_path(base_name), strategy) if base_name else None
     return (path.stem, load_recipe(path)) if path is not None else None
@@ -209,7 +220,6 @@ def write_recipe(path: Path, values: dict, recommendation: Recommendation) -> No
 
     The values are validated as a run configuration first, so a recipe that would not run is never written.
     """
-    from hf_finetune.recipes import config_from_dict
 
     config_from_dict(dict(values), recipe=str(path))
     header = [
@@ -240,7 +250,6 @@ class Advice:
 
 def data_values(data: str) -> dict:
     """`--data` as recipe keys: a data file is `train_file`, anything else a `dataset_name`."""
-    from hf_finetune.data.files import FILE_FORMATS
 
     is_file = Path(data).suffix in FILE_FORMATS or Path(data).is_file()
     return {"train_file": data, "dataset_name": None} if is_file else {"dataset_name": data, "train_file": None}
@@ -259,8 +268,6 @@ def stratified_sample(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
 def _load_train(values: dict):
     """The recipe's config and training split as `hf-finetune train` would see them (validation held out,
     max_train_samples applied)."""
-    from hf_finetune.analysis.features import load_config_data
-    from hf_finetune.recipes import config_from_dict
 
     cfg = config_from_dict(dict(values))
     return cfg, load_config_data(cfg)
@@ -281,9 +288,6 @@ def measure(
     from threadpoolctl import threadpool_limits
     from transformers import AutoConfig
 
-    from hf_finetune.analysis.features import input_column
-    from hf_finetune.modeling.backbone import load_backbone
-    from hf_finetune.modeling.loading import resolve_checkpoint
 
     seconds, start = {}, time.perf_counter()
     cfg, data = _load_train(values)
@@ -320,13 +324,6 @@ def measure(
 
 
 def _measures(features, y, reference_features, label_names, counts, seed: int) -> Measurements:
-    from hf_finetune.analysis.transferability import (
-        chance_accuracy,
-        knn_accuracy,
-        linear_probe_accuracy,
-        logme,
-        proxy_a_distance,
-    )
 
     return Measurements(
         examples_per_class={name: int(c) for name, c in zip(label_names, counts, strict=True)},
@@ -341,7 +338,6 @@ def _measures(features, y, reference_features, label_names, counts, seed: int) -
 
 
 def _features(backbone, dataset, column: str, cfg, pooling: str, progress: bool) -> np.ndarray:
-    from hf_finetune.analysis.features import extract_features
 
     return extract_features(backbone.name, dataset, column=column, pooling=pooling, backbone=backbone,
                             max_seq_length=cfg.data.max_seq_length, progress=progress)  # fmt: skip

@@ -24,9 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
-from hf_finetune.analysis.features import FeatureSet
+from hf_finetune.analysis.features import FeatureSet, extract_features, load_features
 from hf_finetune.data.splits import stratified_folds
 from hf_finetune.errors import UserError, first_line
+from hf_finetune.evaluation.metrics import classification_scores, majority_baseline, per_class_report, softmax
+from hf_finetune.modeling.backbone import load_backbone
+from hf_finetune.outputs import check_output_dir, check_writable, mark_complete, prepare_output_dir, write_json
 
 logger = logging.getLogger("hf_finetune")
 
@@ -115,7 +118,6 @@ def cross_validate_head(pipeline, train: FeatureSet, cv: int, seed: int, grid_c:
 def block_contributions(head: str, params: dict, sets: dict[str, FeatureSet], split: str, seed: int) -> list[dict]:
     """Each backbone's share when features are concatenated: the same head on each block alone (scores on
     `split`), and for linear heads the share of the squared weight norm that falls on the block."""
-    from hf_finetune.evaluation.metrics import classification_scores
 
     blocks = sets["train"].meta.get("backbones", [])
     if len(blocks) < 2:
@@ -152,9 +154,6 @@ def run_classical(
     `features` is a features folder or a {split: FeatureSet} dict already in memory (`hf-finetune compare`).
     `extra` adds fields to the report. Returns the report (also in `out/classical.json`, with `markdown`).
     """
-    from hf_finetune.analysis.features import load_features
-    from hf_finetune.evaluation.metrics import classification_scores, majority_baseline, per_class_report
-    from hf_finetune.outputs import check_output_dir, check_writable, mark_complete, prepare_output_dir, write_json
 
     head = head_name(head)
     if cv == 1 or cv < 0:
@@ -301,7 +300,6 @@ class ClassicalPredictor:
     """A classical model folder ready for raw inputs: its backbone(s) compute features, the pipeline labels them."""
 
     def __init__(self, folder, trust: bool = False, batch_size: int = 64):
-        from hf_finetune.modeling.backbone import load_backbone
 
         folder = Path(folder)
         self.info = json.loads((folder / CLASSICAL_JSON).read_text(encoding="utf-8"))
@@ -310,7 +308,6 @@ class ClassicalPredictor:
         self.batch_size = batch_size
 
     def features(self, inputs: list) -> np.ndarray:
-        from hf_finetune.analysis.features import extract_features
 
         info = self.info
         blocks = [
@@ -331,7 +328,6 @@ class ClassicalPredictor:
     def predict(self, inputs: list) -> list[dict]:
         """{label, score}: score is the class probability where the head has one (logreg, naive Bayes, kNN),
         else the softmax of the SVM's decision values (a confidence, not a calibrated probability)."""
-        from hf_finetune.evaluation.metrics import softmax
 
         names = self.info["label_names"]
         if not inputs:

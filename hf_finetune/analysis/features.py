@@ -30,8 +30,16 @@ from pathlib import Path
 
 import numpy as np
 
+from hf_finetune.data.images import IMAGE_REF_COLUMN
 from hf_finetune.errors import UserError, first_line
 from hf_finetune.modeling.backbone import load_backbone
+from hf_finetune.modeling.loading import (
+    check_checkpoint_folder,
+    check_remote_code,
+    recorded_checkpoint_name,
+    resolve_checkpoint,
+)
+from hf_finetune.tasks import TASKS
 
 logger = logging.getLogger("hf_finetune")
 
@@ -296,7 +304,6 @@ def input_column(cfg) -> str:
 
 def load_config_data(cfg):
     """The task's `LabelledData` (train, validation, test) exactly as `training.run` loads it."""
-    from hf_finetune.tasks import TASKS
 
     if cfg.data.multi_label:
         raise UserError("features + classical heads are single-label; remove --multi_label")
@@ -308,7 +315,6 @@ def feature_request(cfg, models: list[str], pooling: str) -> dict:
     """What a cache was made from: a cache is reused only for the same request."""
     import dataclasses
 
-    from hf_finetune.modeling.loading import recorded_checkpoint_name
 
     data = {k: v for k, v in dataclasses.asdict(cfg.data).items() if k not in ("data_private", "extra_metrics")}
     return {
@@ -323,7 +329,6 @@ def feature_request(cfg, models: list[str], pooling: str) -> dict:
 
 def check_backbones(models: list[str], cfg) -> None:
     """The cheap checks (folder exists, weights, shipped code) before any data is read."""
-    from hf_finetune.modeling.loading import check_checkpoint_folder, check_remote_code, resolve_checkpoint
 
     for name in models:
         checkpoint = resolve_checkpoint(name)
@@ -336,7 +341,6 @@ def features_for_config(
     data=None, progress: bool = True,
 ) -> tuple[dict[str, FeatureSet], bool]:  # fmt: skip
     """Features of every split of the config's data through `models`, cached in `out` (reused when unchanged)."""
-    from hf_finetune.data.images import IMAGE_REF_COLUMN
 
     if pooling not in POOLINGS:
         raise UserError(f"pooling must be one of {', '.join(POOLINGS)}, got '{pooling}'")

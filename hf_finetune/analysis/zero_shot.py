@@ -39,7 +39,18 @@ from pathlib import Path
 
 import numpy as np
 
+from hf_finetune.assets.fashion_mnist import (
+    FASHION_MNIST_ATTRIBUTES,
+    FASHION_MNIST_CLASSES,
+    FASHION_MNIST_UNSEEN_CLASSES,
+)
+from hf_finetune.data.checks import require_columns
+from hf_finetune.data.files import load_named_splits, read_data_file
+from hf_finetune.data.images import ImageChecker, to_rgb
 from hf_finetune.errors import UserError, first_line
+from hf_finetune.inference.pipeline import MULTI_LABEL, model_kind
+from hf_finetune.modeling.adapters import is_adapter_folder, load_adapter_model
+from hf_finetune.modeling.loading import check_checkpoint_folder
 from hf_finetune.settings.packaged import is_packaged
 
 logger = logging.getLogger("hf_finetune")
@@ -140,8 +151,6 @@ def parse_class_table(values, source: str) -> ClassTable:
 
 def fashion_mnist_class_table() -> ClassTable:
     """The Fashion-MNIST zero-shot split: Dress and Sneaker unseen, from the one attribute table."""
-    from hf_finetune.assets.fashion_mnist import FASHION_MNIST_CLASSES, FASHION_MNIST_UNSEEN_CLASSES
-    from hf_finetune.assets.fashion_mnist import FASHION_MNIST_ATTRIBUTES
 
     values = {"unseen": {}, "seen": {}}
     for i, name in enumerate(FASHION_MNIST_CLASSES):
@@ -225,9 +234,6 @@ def load_attribute_model(model_dir: str):
 
     from transformers import AutoImageProcessor, AutoModelForImageClassification
 
-    from hf_finetune.inference.pipeline import MULTI_LABEL, model_kind
-    from hf_finetune.modeling.adapters import is_adapter_folder, load_adapter_model
-    from hf_finetune.modeling.loading import check_checkpoint_folder
 
     folder = Path(model_dir).expanduser()
     if not (folder / "config.json").is_file():
@@ -255,7 +261,6 @@ def attribute_probabilities(model, processor, images, batch_size: int = 128) -> 
     """Sigmoid outputs (images x attributes) through the image processor, as training evaluated them."""
     import torch
 
-    from hf_finetune.data.images import to_rgb
 
     rows = []
     with torch.no_grad():
@@ -271,9 +276,6 @@ def load_class_images(data: str, split: str, image_column: str, label_column: st
     (`save_to_disk` or an image folder) or a data file (.csv/.jsonl/.parquet with image paths)."""
     from datasets import ClassLabel
 
-    from hf_finetune.data.checks import require_columns
-    from hf_finetune.data.files import load_named_splits, read_data_file
-    from hf_finetune.data.images import ImageChecker
 
     file = Path(data).expanduser()
     splits = {split: read_data_file(str(file), split=split)} if file.is_file() else load_named_splits(data)

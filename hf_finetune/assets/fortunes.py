@@ -21,6 +21,7 @@ import random
 import re
 from pathlib import Path
 
+from hf_finetune.assets.fortunes_ner import TAG_NAMES, tag_text
 from hf_finetune.errors import UserError
 
 FORTUNES_DIR = Path("/usr/share/games/fortunes")
@@ -209,7 +210,6 @@ def fortunes_ner(seed: int = FORTUNES_SEED):
     """
     from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
 
-    from hf_finetune.assets.fortunes_ner import TAG_NAMES, tag_text
 
     texts = sorted({text for category in fortune_categories() for text in read_fortunes(category)})
     rng = random.Random(seed)

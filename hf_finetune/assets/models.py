@@ -46,6 +46,10 @@ def packaged_model_hub_id(name: str) -> str | None:
 # Small enough to pretrain on 2 shared CPU cores in minutes. 28 px / patch 7 = 16 patches + [CLS]:
 # measured here 877 img/s (forward + backward, batch 128) against 294 for patch 4 (50 tokens), and
 # attention cost grows with the square of the tokens. 4 layers of width 128, 4 heads of 32.
+# The one cached pretrained ViT (decisions.md: pretrained once, at one path, reused). The
+# `vit_fashion_source` recipe, which `hf-finetune pretrain` runs, writes it there; a test holds the two equal.
+PRETRAINED_VIT_DIR = Path("outputs/pretrained/vit-fashion-source")
+
 VIT_CONFIG = {
     "image_size": 28,
     "patch_size": 7,

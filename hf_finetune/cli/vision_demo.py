@@ -12,14 +12,15 @@ from __future__ import annotations
 import sys
 import time
 
+from hf_finetune import train
+from hf_finetune.cli import run_guarded
+from hf_finetune.training.pretrain import pretrain
+from hf_finetune.training.run import setup_logging
+
 TARGET_RECIPE = "fashion_mnist_target"
 
 
 def main(argv: list[str] | None = None) -> int:
-    from hf_finetune import train
-    from hf_finetune.cli.main import run_guarded
-    from hf_finetune.training.pretrain import pretrain
-    from hf_finetune.training.run import setup_logging
 
     def demo() -> int:
         setup_logging(is_main=True)

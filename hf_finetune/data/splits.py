@@ -30,6 +30,7 @@ from hf_finetune.data.labels import (
     tag_rows,
     word_list,
 )
+from hf_finetune.data.tags import bio_problem, iob1_to_iob2, tag_label_names
 from hf_finetune.errors import UserError, first_line
 from hf_finetune.settings.arguments import DataArguments
 
@@ -284,7 +285,6 @@ def load_token_data(args: DataArguments, seed: int) -> LabelledData:
     """
     from datasets import ClassLabel, Dataset, Features, Sequence, Value
 
-    from hf_finetune.data.tags import bio_problem, iob1_to_iob2, tag_label_names
 
     columns = [("tokens_column", args.tokens_column), ("tags_column", args.tags_column)]
     chosen, source = select_splits(args, columns, args.tags_column)

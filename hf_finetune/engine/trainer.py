@@ -35,7 +35,6 @@ from hf_finetune.engine.checkpoints import (
 )
 from hf_finetune.engine.interruption import StopOnSignal
 from hf_finetune.errors import CheckpointNotSaved, TrainingDiverged, first_line
-from hf_finetune.strategies.plan import TransferPlan
 
 logger = logging.getLogger("hf_finetune")
 
@@ -122,7 +121,9 @@ def nested_reorder(values, order):
 
 
 class StrategyTrainer(Trainer):
-    def __init__(self, *args, plan: TransferPlan, loss_function=None, **kwargs):
+    def __init__(self, *args, plan, loss_function=None, **kwargs):
+        # `plan`: the run's `strategies.plan.TransferPlan`. The engine sits below the plug-ins and takes
+        # the plan it is given (param groups, gated schedule, extra loss) without importing them.
         self.plan = plan
         self.stop_on_signal = StopOnSignal()
         # `(logits, labels) -> loss`, a batch mean like the model's own; used for training and evaluation.

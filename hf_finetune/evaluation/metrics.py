@@ -199,7 +199,6 @@ def class_weight_vector(spec, train_labels, num_classes: int) -> np.ndarray:
 
     A class absent from the training labels gets weight 0 under `auto` (nothing to learn from it anyway).
     """
-    from hf_finetune.errors import UserError
 
     if spec == "auto":
         counts = np.bincount(np.asarray(train_labels, dtype=int), minlength=num_classes).astype(float)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hf_finetune.data.tags import entity_spans
 from hf_finetune.evaluation.metrics import multilabel_predictions, sigmoid, softmax
 
 
@@ -69,7 +70,6 @@ def write_entity_mistakes(path: Path, words: list[list[str]], gold: list[list[st
 
     `words`, `gold`, `predicted`: per sentence, the scored words and their tags (truncated words are absent).
     """
-    from hf_finetune.data.tags import entity_spans
 
     def spans(sentence_words, tags):
         return [[kind, " ".join(sentence_words[a:b])] for kind, a, b in entity_spans(tags)]

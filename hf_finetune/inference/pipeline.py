@@ -14,9 +14,20 @@ import json
 import sys
 from pathlib import Path
 
+from hf_finetune.data.checks import numeric_targets, require_columns, text_columns
+from hf_finetune.data.files import read_data_file
+from hf_finetune.data.labels import tag_rows, word_list
 from hf_finetune.errors import UserError
+from hf_finetune.evaluation.metrics import (
+    classification_scores,
+    entity_report,
+    entity_scores,
+    per_class_report,
+    regression_scores,
+)
 from hf_finetune.modeling.adapters import is_adapter_folder, load_adapter_model
-from hf_finetune.modeling.loading import TOKENIZER_FILES, check_checkpoint_folder
+from hf_finetune.modeling.loading import check_checkpoint_folder, checkpoint_modality
+from hf_finetune.tasks.multi_task import is_multitask_folder
 
 OUTPUT_FORMATS = (".csv", ".jsonl")
 SINGLE_LABEL, MULTI_LABEL, REGRESSION, TOKENS = "single_label", "multi_label", "regression", "token_classification"
@@ -41,7 +52,6 @@ def load_pipeline(model_dir: str, batch_size: int = 32):
     if not folder.is_dir():
         raise UserError(f"model folder {model_dir} does not exist")
     check_checkpoint_folder(str(folder), allow_pickle=False)
-    from hf_finetune.tasks.multi_task.folder import is_multitask_folder
 
     if is_multitask_folder(folder):
         raise UserError(
@@ -51,7 +61,7 @@ def load_pipeline(model_dir: str, batch_size: int = 32):
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     if not config.get("id2label"):
         raise UserError(f"{model_dir}/config.json has no id2label: not a classification model")
-    if (folder / "preprocessor_config.json").exists() and not any((folder / f).exists() for f in TOKENIZER_FILES):
+    if checkpoint_modality(folder) == "image":
         raise UserError(
             f"{model_dir} is an image model and these commands read text; use "
             f'transformers.pipeline("image-classification", model="{model_dir}") on image files'
@@ -120,8 +130,6 @@ def entity_span(text: str, entity: dict) -> dict:
 def read_inputs(
     path: str, text_column: str, text_pair_column: str | None
 ) -> tuple[list[str], list[str] | None, object]:
-    from hf_finetune.data.checks import require_columns, text_columns
-    from hf_finetune.data.files import read_data_file
 
     dataset = read_data_file(path)
     require_columns(dataset, text_columns(text_column, text_pair_column), "input", path)
@@ -183,8 +191,6 @@ def evaluate_file(
     tags_column: str = "ner_tags",
 ) -> dict:
     """Scores on a labelled file, as training reports them for the model's kind (`main` names the headline)."""
-    from hf_finetune.data.checks import require_columns
-    from hf_finetune.evaluation.metrics import classification_scores, per_class_report, regression_scores
 
     classifier = load_pipeline(model_dir)
     kind = model_kind(classifier.model.config)
@@ -198,7 +204,6 @@ def evaluate_file(
     texts, pairs, dataset = read_inputs(data_file, text_column, text_pair_column)
     require_columns(dataset, [("label_column", label_column)], "input", data_file)
     if kind == REGRESSION:
-        from hf_finetune.data.checks import numeric_targets
 
         gold = numeric_targets(dataset, label_column, "input")[label_column]
         predicted = [r["score"] for r in predict_texts(classifier, texts, pairs)]
@@ -241,10 +246,6 @@ def evaluate_tags(classifier, data_file: str, tokens_column: str, tags_column: s
     """Entity-level scores (seqeval) on a file of words and BIO tags: CoNLL text, JSONL, CSV or Parquet."""
     from datasets import ClassLabel
 
-    from hf_finetune.data.checks import require_columns
-    from hf_finetune.data.files import read_data_file
-    from hf_finetune.data.labels import tag_rows, word_list
-    from hf_finetune.evaluation.metrics import entity_report, entity_scores
 
     dataset = read_data_file(data_file)
     require_columns(dataset, [("tokens_column", tokens_column), ("tags_column", tags_column)], "input", data_file)

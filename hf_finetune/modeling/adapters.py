@@ -13,6 +13,7 @@ from pathlib import Path
 
 from hf_finetune.errors import UserError
 from hf_finetune.modeling.layers import discover_blocks, head_module_names
+from hf_finetune.modeling.loading import check_checkpoint_folder, recorded_checkpoint_name, resolve_checkpoint
 
 ADAPTER_CONFIG = "adapter_config.json"
 
@@ -30,7 +31,6 @@ def wrap_with_peft(model, peft_config, cfg):
     """`get_peft_model` with the head in `modules_to_save` and the base recorded as the user named it."""
     from peft import get_peft_model
 
-    from hf_finetune.modeling.loading import recorded_checkpoint_name
 
     peft_config.modules_to_save = head_module_names(model, discover_blocks(model))
     wrapped = get_peft_model(model, peft_config)
@@ -51,7 +51,6 @@ def load_adapter_model(folder: str | Path, allow_pickle: bool = False):
     import transformers
     from peft import PeftConfig, PeftModel
 
-    from hf_finetune.modeling.loading import check_checkpoint_folder, resolve_checkpoint
 
     folder = Path(folder)
     if not (folder / "config.json").is_file():

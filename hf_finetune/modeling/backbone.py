@@ -8,7 +8,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from hf_finetune.data.images import to_rgb
 from hf_finetune.errors import UserError, first_line
+from hf_finetune.modeling.adapters import is_adapter_folder
+from hf_finetune.modeling.loading import (
+    PROCESSOR_FILES,
+    TOKENIZER_FILES,
+    check_checkpoint_folder,
+    check_remote_code,
+    recorded_checkpoint_name,
+    resolve_checkpoint,
+)
+from hf_finetune.settings.arguments import ModelArguments
 
 
 class Backbone:
@@ -52,7 +63,6 @@ class Backbone:
         return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
 
     def _images(self, images: list, pooling: str):
-        from hf_finetune.data.images import to_rgb
 
         pixel_values = self.image_processor(images=[to_rgb(i) for i in images], return_tensors="pt")["pixel_values"]
         hidden = self.model(pixel_values=pixel_values).last_hidden_state
@@ -74,16 +84,6 @@ def load_backbone(
     from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    from hf_finetune.modeling.adapters import is_adapter_folder
-    from hf_finetune.modeling.loading import (
-        TOKENIZER_FILES,
-        check_checkpoint_folder,
-        check_remote_code,
-        recorded_checkpoint_name,
-        resolve_checkpoint,
-    )
-    from hf_finetune.settings.arguments import ModelArguments
-    from hf_finetune.tasks.image_classification import PROCESSOR_FILES
 
     checkpoint = resolve_checkpoint(name)
     if Path(checkpoint).is_dir() and is_adapter_folder(Path(checkpoint)):

@@ -21,6 +21,7 @@ logger = logging.getLogger(__name__)
 SAFE_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
 PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json")
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "spiece.model", "vocab.json")
+PROCESSOR_FILES = ("preprocessor_config.json", "processor_config.json")
 # Where a checkpoint names its own Python classes (`auto_map`), run only with trust_remote_code.
 REMOTE_CODE_CONFIGS = ("config.json", "tokenizer_config.json", "preprocessor_config.json")
 COMMIT_SHA = re.compile(r"[0-9a-f]{40}")
@@ -110,6 +111,20 @@ def check_model_inputs(args: ModelArguments) -> None:
     check_tokenizer_folder(tokenizer)
     if tokenizer != checkpoint:
         check_remote_code(tokenizer, args)
+
+
+def has_any(folder: Path, names: tuple[str, ...]) -> bool:
+    return any((folder / name).is_file() for name in names)
+
+
+def checkpoint_modality(folder: str | Path) -> str:
+    """`image` for a local checkpoint folder with an image processor and no tokenizer, else `text`.
+
+    The one place that decides it: `advise`, `predict` and the frozen-feature backbone all ask here.
+    A Hub id (no local folder) cannot be inspected without a download and counts as text."""
+    folder = Path(folder)
+    image = folder.is_dir() and has_any(folder, PROCESSOR_FILES) and not has_any(folder, TOKENIZER_FILES)
+    return "image" if image else "text"
 
 
 def check_tokenizer_folder(name: str) -> None:

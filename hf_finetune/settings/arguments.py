@@ -22,6 +22,7 @@ from transformers import TrainingArguments
 
 from hf_finetune.errors import UserError
 from hf_finetune.settings.launch import check_launch_environment, run_on_cpu_without_accelerators
+from hf_finetune.settings.packaged import is_packaged
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RECIPES_DIR = REPO_ROOT / "tasks" / "recipes"
@@ -454,7 +455,6 @@ def parse_class_weights(value: str) -> str | list[float]:
 
 def data_is_local(args: DataArguments) -> bool:
     """Local files (a data file, a local dataset folder) rather than a Hub id or a `packaged:` set."""
-    from hf_finetune.settings.packaged import is_packaged
 
     if args.train_file:
         return True  # local files win over dataset_name (`data.load_raw_splits`)

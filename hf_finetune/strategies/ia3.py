@@ -1,4 +1,5 @@
 from hf_finetune.modeling.adapters import PEFT_REFUSES, wrap_with_peft
+from hf_finetune.modeling.layers import discover_blocks, ia3_modules
 from hf_finetune.strategies import register_strategy
 from hf_finetune.strategies.base import Strategy
 
@@ -19,7 +20,6 @@ class IA3(Strategy):
     def prepare_model(self, model, new_keys):
         from peft import IA3Config
 
-        from hf_finetune.modeling.layers import discover_blocks, ia3_modules
 
         targets, feedforward = ia3_modules(model, discover_blocks(model))
         config = IA3Config(target_modules=targets, feedforward_modules=feedforward)

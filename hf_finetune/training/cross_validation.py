@@ -19,8 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from hf_finetune.data.splits import stratified_folds
+from hf_finetune.data.splits import LabelledData, stratified_folds
 from hf_finetune.errors import UserError
+from hf_finetune.outputs import METRICS, check_writable, is_finished, write_json
+from hf_finetune.tasks import TASKS
+from hf_finetune.training.run import run, setup_logging
 
 logger = logging.getLogger("hf_finetune")
 CV_METRICS = "cv_metrics.json"
@@ -57,10 +60,6 @@ def summarise(folds: list[dict]) -> dict:
 
 
 def run_cv(cfg) -> CVResult:
-    from hf_finetune.data.splits import LabelledData
-    from hf_finetune.outputs import METRICS, check_writable, is_finished, write_json
-    from hf_finetune.tasks import TASKS
-    from hf_finetune.training.run import run, setup_logging
 
     k = cfg.run.cv_folds
     setup_logging(cfg.training.distributed_state.is_main_process)

@@ -34,6 +34,9 @@ from huggingface_hub import HfApi
 
 from hf_finetune.errors import UserError, first_line
 from hf_finetune.outputs import METRICS, RUN_CONFIG, is_finished
+from hf_finetune.recipes import config_from_dict, load_recipe
+from hf_finetune.tasks import TASKS
+from hf_finetune.training.model_card import build_model_card
 
 logger = logging.getLogger("hf_finetune")
 
@@ -150,7 +153,6 @@ def finished_run(model_dir: str | Path) -> Path:
 
 def load_run_config(folder: Path):
     """The run's resolved configuration, read back as a recipe."""
-    from hf_finetune.recipes import config_from_dict, load_recipe
 
     path = folder / RUN_CONFIG
     if not path.is_file():
@@ -203,8 +205,6 @@ def stage_upload(model_dir: str | Path, repo_id: str) -> Path:
 
 
 def build_card(folder: Path, cfg, repo_id: str):
-    from hf_finetune.tasks import TASKS
-    from hf_finetune.training.model_card import build_model_card
 
     summary = json.loads((folder / METRICS).read_text(encoding="utf-8"))
     return build_model_card(cfg, TASKS.get(cfg.run.task)(cfg), summary, repo_id=repo_id)

@@ -21,6 +21,7 @@ from hf_finetune.assets.fashion_mnist import FASHION_MNIST_CLASSES, FASHION_MNIS
 from hf_finetune.assets.models import write_init_checkpoint
 from hf_finetune.outputs import is_finished
 from hf_finetune.recipes import load_recipe, parse_config, resolve_recipe_path
+from hf_finetune.training.run import run
 
 logger = logging.getLogger("hf_finetune")
 
@@ -44,7 +45,6 @@ def pretrained_dir() -> Path:
 
 def pretrain(argv: list[str] | None = None) -> Path:
     """Pretrain on the source classes (recipe `vit_fashion_source`, overridable), or reuse a finished folder."""
-    from hf_finetune.training.run import run
 
     cfg = parse_config(
         ["--config", SOURCE_RECIPE, *(argv or [])], task="image_classification", prog="hf-finetune pretrain"

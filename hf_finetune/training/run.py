@@ -19,6 +19,8 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from transformers import EarlyStoppingCallback, set_seed
+
 from hf_finetune.engine.checkpoints import check_resumable, load_renamed_weights, plan_resume, remove_incomplete
 from hf_finetune.engine.interruption import Interrupted
 from hf_finetune.evaluation.plots import save_loss_curves_png
@@ -34,7 +36,7 @@ from hf_finetune.outputs import (
     write_json,
 )
 from hf_finetune.settings.arguments import RunConfig, write_run_config
-from hf_finetune.strategies.plan import TransferPlan, format_summary, resolve_strategies
+from hf_finetune.strategies.plan import TransferPlan, format_summary, resolve_strategies, unwrap_peft
 from hf_finetune.tasks import TASKS
 from hf_finetune.training.hub import keep_trainer_from_pushing, push_folder, push_settings
 from hf_finetune.training.model_card import build_model_card
@@ -83,12 +85,54 @@ def setup_logging(is_main: bool) -> None:
     datasets.utils.logging.set_verbosity_warning()
 
 
+@dataclass
+class RunSetup:
+    """Everything a run assembled before training: checked inputs, the model with its plan, the encoded data."""
+
+    cfg: RunConfig
+    state: object  # accelerate's PartialState: which process this is
+    out: Path
+    task: object
+    strategies: list
+    checkpoint: Path | None  # the checkpoint to resume from, or None
+    data: object  # LabelledData
+    processor: object
+    model: object
+    plan: TransferPlan
+    encoded: dict
+    extra_eval: dict  # extra evaluation sets a strategy added (dann: the labelled target domain)
+    push: object  # HubPush or None
+    blocks: list = field(default_factory=list)  # the plan's per-block summary, as training starts
+
+
 def run(cfg: RunConfig, data=None, callbacks: tuple = ()) -> RunResult:
     """Train, evaluate and write the output folder. `data` (a `LabelledData`) replaces the task's own loading:
     cross-validation folds and `hf-finetune compare` pass the splits they made, so every run sees the same ones.
     `callbacks`: extra `TrainerCallback`s (progress reporting, timing) added to the strategies' own."""
-    from transformers import EarlyStoppingCallback, set_seed
+    setup = set_up(cfg, data)
+    prepare_folder(setup)
+    trainer = build_trainer(setup, callbacks)
+    train_output, train_runtime = train_model(setup, trainer)
+    metrics, extra_metrics, predictions = evaluate_splits(setup, trainer)
+    report_split = "test" if "test" in predictions else "validation"
+    baseline = {**setup.task.baseline(setup.data, predictions[report_split]), "split": report_split}
+    if trainer.is_world_process_zero():
+        summary = run_summary(setup, trainer, metrics, extra_metrics, baseline, train_runtime)
+        write_outputs(
+            setup.out, cfg, setup.task, trainer, setup.data, predictions, report_split, summary, train_output.metrics
+        )
+    setup.state.wait_for_everyone()
+    print_results(setup.out, {**metrics, **extra_metrics}, baseline, setup.task, setup.state.is_main_process)
+    if setup.push and setup.state.is_main_process:
+        push = setup.push
+        push_folder(setup.out, push.repo_id, private=push.private, revision=push.revision, token=push.token)
+    return RunResult(
+        output_dir=setup.out, metrics=metrics, baseline=baseline, model=trainer.model, extra_metrics=extra_metrics
+    )
 
+
+def set_up(cfg: RunConfig, data=None) -> RunSetup:
+    """Check every input and build the model and its plan; nothing is written yet."""
     push = push_settings(cfg)  # repo id, token, privacy: checked before any work
     # TrainingArguments built the process group (`FinetuneTrainingArguments.__post_init__`); the
     # Trainer uses the same one. A bare PartialState() here could pin another.
@@ -116,32 +160,44 @@ def run(cfg: RunConfig, data=None, callbacks: tuple = ()) -> RunResult:
         check_resumable(checkpoint, model, data.label_names)
     encoded = task.encode(data, processor)
     extra_eval = extra_evaluation_sets(strategies, task, data, processor, encoded, cfg.training)
+    return RunSetup(
+        cfg, state, out, task, strategies, checkpoint, data, processor, model, plan, encoded, extra_eval, push
+    )
 
-    if state.is_main_process:
+
+def prepare_folder(setup: RunSetup) -> None:
+    """The first write: the output folder with the resolved config, once every input has passed its checks."""
+    cfg, out = setup.cfg, setup.out
+    if setup.state.is_main_process:
         prepare_output_dir(out, cfg.run.overwrite_output_dir)
         remove_incomplete(out)
         write_run_config(cfg, out / RUN_CONFIG)
-        for name, text in data.extra_outputs.items():
+        for name, text in setup.data.extra_outputs.items():
             (out / name).write_text(text, encoding="utf-8")
-    state.wait_for_everyone()
+    setup.state.wait_for_everyone()
     keep_trainer_from_pushing(cfg.training)  # we push once at the end; no token in pickled training args
 
-    callbacks = [cb for s in strategies for cb in s.callbacks()] + list(callbacks)
+
+def build_trainer(setup: RunSetup, callbacks: tuple):
+    """The task's Trainer over the plan, with the strategies' callbacks; logs the batch and what trains."""
+    cfg, task, encoded, args = setup.cfg, setup.task, setup.encoded, setup.cfg.training
+    callbacks = [cb for s in setup.strategies for cb in s.callbacks()] + list(callbacks)
     if cfg.run.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.run.early_stopping_patience))
     trainer = task.build_trainer(
-        model=model,
-        plan=plan,
-        args=cfg.training,
-        data_collator=task.data_collator(processor),
+        model=setup.model,
+        plan=setup.plan,
+        args=args,
+        data_collator=task.data_collator(setup.processor),
         train_dataset=encoded["train"],
-        eval_dataset={"validation": encoded["validation"], **extra_eval} if extra_eval else encoded["validation"],
-        processing_class=processor,
-        compute_metrics=task.compute_metrics(data),
+        eval_dataset={"validation": encoded["validation"], **setup.extra_eval}
+        if setup.extra_eval
+        else encoded["validation"],
+        processing_class=setup.processor,
+        compute_metrics=task.compute_metrics(setup.data),
         callbacks=callbacks,
-        loss_function=task.loss_function(data),
+        loss_function=task.loss_function(setup.data),
     )
-    args = cfg.training
     # Effective batch = per-device batch x processes x accumulation steps: what the LR was tuned for.
     logger.info(
         "strategy %s; effective batch %d = %d per device x %d process(es) x %d accumulation step(s)",
@@ -151,68 +207,73 @@ def run(cfg: RunConfig, data=None, callbacks: tuple = ()) -> RunResult:
         args.world_size,
         args.gradient_accumulation_steps,
     )
-    blocks = plan.summary(args.learning_rate)
-    parameters = (sum(r["trainable"] for r in blocks), sum(r["params"] for r in blocks))
-    logger.info("parameters per block (%s trained):\n%s", f"{parameters[0]:,}", format_summary(blocks))
+    blocks = setup.blocks = setup.plan.summary(args.learning_rate)
+    logger.info(
+        "parameters per block (%s trained):\n%s", f"{sum(r['trainable'] for r in blocks):,}", format_summary(blocks)
+    )
+    return trainer
 
+
+def train_model(setup: RunSetup, trainer):
+    """Train (or resume), reload the best checkpoint, let the task finish, save the model: (output, seconds)."""
     started = time.time()
-    train_output = train_or_stop(trainer, checkpoint, cfg.run.resume, out)
+    train_output = train_or_stop(trainer, setup.checkpoint, setup.cfg.run.resume, setup.out)
     train_runtime = time.time() - started
     reload_best_model(trainer)
-    task.after_training(trainer, encoded, data)
-    trainer.save_model(str(out))
-    adapter = is_adapter_folder(out)
+    setup.task.after_training(trainer, setup.encoded, setup.data)
+    trainer.save_model(str(setup.out))
     if trainer.is_world_process_zero():
-        if adapter:
-            # Adapters alone do not say what the labels are; the config does (`hf_finetune.adapters`).
-            save_adapter_config(model, out)
+        if is_adapter_folder(setup.out):
+            # Adapters alone do not say what the labels are; the config does (`hf_finetune.modeling.adapters`).
+            save_adapter_config(setup.model, setup.out)
         # Trainer pickles TrainingArguments beside the model (hub_token was blanked before the Trainer
         # saw it); run_config.yaml replaces it with a readable file, so the final folder holds no pickle.
-        (out / "training_args.bin").unlink(missing_ok=True)
+        (setup.out / "training_args.bin").unlink(missing_ok=True)
+    return train_output, train_runtime
 
+
+def split_metrics(prediction, prefix: str) -> dict:
+    """A prediction's metrics without the split prefix and without the timing entries."""
+    return {
+        k[len(prefix) + 1 :]: v for k, v in prediction.metrics.items() if not k.endswith(("_runtime", "per_second"))
+    }
+
+
+def evaluate_splits(setup: RunSetup, trainer) -> tuple[dict, dict, dict]:
+    """(metrics per split, metrics per extra evaluation set, predictions per split) of the trained model."""
     metrics, predictions = {}, {}
     for split in ("validation", "test"):
-        if split not in encoded:
-            continue
-        prediction = trainer.predict(encoded[split], metric_key_prefix=split)
-        metrics[split] = {
-            k[len(split) + 1 :]: v for k, v in prediction.metrics.items() if not k.endswith(("_runtime", "per_second"))
-        }
-        predictions[split] = prediction
-    extra_metrics = {}  # extra evaluation sets (dann's labelled target domain): beside, not among, the splits
-    for name, dataset in extra_eval.items():
-        prediction = trainer.predict(dataset, metric_key_prefix=name)
-        extra_metrics[name] = {
-            k[len(name) + 1 :]: v for k, v in prediction.metrics.items() if not k.endswith(("_runtime", "per_second"))
-        }
-    report_split = "test" if "test" in predictions else "validation"
-    baseline = {**task.baseline(data, predictions[report_split]), "split": report_split}
+        if split in setup.encoded:
+            predictions[split] = trainer.predict(setup.encoded[split], metric_key_prefix=split)
+            metrics[split] = split_metrics(predictions[split], split)
+    # Extra evaluation sets (dann's labelled target domain): beside, not among, the splits.
+    extra_metrics = {
+        name: split_metrics(trainer.predict(dataset, metric_key_prefix=name), name)
+        for name, dataset in setup.extra_eval.items()
+    }
+    return metrics, extra_metrics, predictions
 
-    if trainer.is_world_process_zero():
-        summary = {
-            "label_names": data.label_names,
-            "data_sizes": sizes,
-            "parameters": parameters,
-            "blocks": blocks,
-            "adapter": adapter,
-            "metrics": metrics,
-            "train_runtime": train_runtime,
-            "baseline": baseline,
-            "hardware": describe_hardware(trainer, state),
-            **task.summary_extras(data),
-        }
-        if extra_metrics:
-            summary["extra_evaluations"] = extra_metrics
-        if "accuracy" in baseline["scores"]:  # the most frequent class (label set, tag): kept for older readers
-            summary["majority_baseline"] = baseline["scores"]["accuracy"]
-        write_outputs(out, cfg, task, trainer, data, predictions, report_split, summary, train_output.metrics)
-    state.wait_for_everyone()
-    print_results(out, {**metrics, **extra_metrics}, baseline, task, state.is_main_process)
-    if push and state.is_main_process:
-        push_folder(out, push.repo_id, private=push.private, revision=push.revision, token=push.token)
-    return RunResult(
-        output_dir=out, metrics=metrics, baseline=baseline, model=trainer.model, extra_metrics=extra_metrics
-    )
+
+def run_summary(setup: RunSetup, trainer, metrics, extra_metrics, baseline, train_runtime) -> dict:
+    """What metrics.json and the model card say about the run."""
+    blocks = setup.blocks
+    summary = {
+        "label_names": setup.data.label_names,
+        "data_sizes": {split: len(ds) for split, ds in setup.data.splits.items()},
+        "parameters": (sum(r["trainable"] for r in blocks), sum(r["params"] for r in blocks)),
+        "blocks": blocks,
+        "adapter": is_adapter_folder(setup.out),
+        "metrics": metrics,
+        "train_runtime": train_runtime,
+        "baseline": baseline,
+        "hardware": describe_hardware(trainer, setup.state),
+        **setup.task.summary_extras(setup.data),
+    }
+    if extra_metrics:
+        summary["extra_evaluations"] = extra_metrics
+    if "accuracy" in baseline["scores"]:  # the most frequent class (label set, tag): kept for older readers
+        summary["majority_baseline"] = baseline["scores"]["accuracy"]
+    return summary
 
 
 def train_or_stop(trainer, checkpoint: Path | None, resume: str, out: Path):
@@ -240,7 +301,6 @@ def train_or_stop(trainer, checkpoint: Path | None, resume: str, out: Path):
 
 def bytes_to_save(model) -> int:
     """About what a checkpoint (weights + Adam's two moments of the trained weights) and the final model take."""
-    from hf_finetune.strategies.plan import unwrap_peft
 
     params = list(model.parameters())
     trainable = sum(p.numel() * p.element_size() for p in params if p.requires_grad)

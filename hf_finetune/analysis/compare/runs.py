@@ -33,7 +33,14 @@ from pathlib import Path
 
 import numpy as np
 
+from hf_finetune.analysis.classical import CLASSICAL_JSON, head_name, run_classical
+from hf_finetune.analysis.features import features_for_config, load_config_data
+from hf_finetune.data.splits import LabelledData
 from hf_finetune.errors import UserError
+from hf_finetune.outputs import METRICS, is_finished, write_json
+from hf_finetune.recipes import load_recipe, parse_config, resolve_recipe_path
+from hf_finetune.strategies.plan import resolve_strategies
+from hf_finetune.training.run import run
 
 logger = logging.getLogger("hf_finetune")
 
@@ -63,8 +70,6 @@ def parse_list(text: str, kind: type, name: str) -> list:
 
 def check_methods(methods: list[str]) -> None:
     """Every method is a strategy (or `a+b` composition) or `features_<head>`; typos fail before any work."""
-    from hf_finetune.analysis.classical import head_name
-    from hf_finetune.strategies.plan import resolve_strategies
 
     for method in methods:
         if method.startswith(FEATURES_PREFIX):
@@ -121,7 +126,6 @@ class Comparison:
     def __init__(self, config: str, overrides: list[str], methods: list[str], fractions: list[float],
                  seeds: list[int], out: Path | None, pooling: str = "cls",
                  min_steps: int = DEFAULT_MIN_STEPS):  # fmt: skip
-        from hf_finetune.recipes import load_recipe, parse_config, resolve_recipe_path
 
         check_methods(methods)
         check_fractions(fractions)
@@ -142,7 +146,6 @@ class Comparison:
     @property
     def data(self):
         if self._data is None:
-            from hf_finetune.analysis.features import load_config_data
 
             self._data = load_config_data(self.base)
         return self._data
@@ -150,7 +153,6 @@ class Comparison:
     def features(self) -> dict:
         """The recipe checkpoint's features of every split, cached in `<out>/features/` (reused on reruns)."""
         if self._features is None:
-            from hf_finetune.analysis.features import features_for_config
 
             model = self.base.model.model_name_or_path
             self._features, _ = features_for_config(
@@ -162,7 +164,6 @@ class Comparison:
 
     def strategy_argv(self, method: str, seed: int, folder: Path) -> tuple[list[str], str]:
         """(train argv, recipe used): the sibling recipe tuned for the strategy when there is one."""
-        from hf_finetune.strategies.plan import resolve_strategies
 
         sibling = tuned_recipe_path(self.recipe_path, method)
         recipe_strategy = self.recipe_values.get("strategy", "full")
@@ -182,10 +183,6 @@ class Comparison:
         return argv, recipe
 
     def run_strategy(self, method: str, fraction: float, seed: int, folder: Path, indices) -> dict:
-        from hf_finetune.data.splits import LabelledData
-        from hf_finetune.outputs import METRICS, is_finished
-        from hf_finetune.recipes import parse_config
-        from hf_finetune.training.run import run
 
         argv, recipe = self.strategy_argv(method, seed, folder)
         cfg = parse_config(argv, prog="hf-finetune compare")
@@ -202,8 +199,6 @@ class Comparison:
         return {**row, "epochs": epochs}
 
     def run_features(self, method: str, fraction: float, seed: int, folder: Path, indices) -> dict:
-        from hf_finetune.analysis.classical import CLASSICAL_JSON, run_classical
-        from hf_finetune.outputs import is_finished
 
         head = method[len(FEATURES_PREFIX) :]
         if not is_finished(folder):
@@ -221,7 +216,6 @@ class Comparison:
     # --- the matrix ---
 
     def run(self) -> list[dict]:
-        from hf_finetune.outputs import is_finished, write_json
 
         self.out.mkdir(parents=True, exist_ok=True)
         label_column = self.base.data.label_column

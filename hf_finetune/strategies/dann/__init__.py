@@ -3,4 +3,6 @@ the strategy (`strategy.py`), its gradient-reversal layer and domain classifier 
 unlabelled target-domain data it mixes into training (`target_domain.py`).
 """
 
-from hf_finetune.strategies.dann.strategy import Dann  # noqa: F401  (registers the strategy)
+from hf_finetune.strategies.dann.strategy import Dann  # registers the strategy
+
+__all__ = ["Dann"]

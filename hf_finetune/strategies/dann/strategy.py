@@ -3,9 +3,20 @@ from dataclasses import dataclass, field
 
 from transformers import TrainerCallback
 
+from hf_finetune.data.splits import LabelledData
 from hf_finetune.errors import UserError
 from hf_finetune.strategies import register_strategy
 from hf_finetune.strategies.base import Strategy
+from hf_finetune.strategies.dann.layers import (
+    TARGET_LABEL,
+    DomainClassifier,
+    classification_layer,
+    reversal_weight,
+    reverse_gradient,
+    safe_classification_loss,
+)
+from hf_finetune.strategies.dann.target_domain import load_target_domain, mix_domains
+from hf_finetune.strategies.plan import unwrap_peft
 
 logger = logging.getLogger("hf_finetune")
 # Where the domain classifier hangs on the model while it trains (removed before the model is saved).
@@ -105,13 +116,10 @@ class Dann(Strategy):
 
     @property
     def reversal_weight(self) -> float:
-        from hf_finetune.strategies.dann.layers import reversal_weight
 
         return reversal_weight(self.progress, self.args.dann_weight, self.args.dann_gamma)
 
     def prepare_model(self, model, new_keys):
-        from hf_finetune.strategies.dann.layers import DomainClassifier, classification_layer
-        from hf_finetune.strategies.plan import unwrap_peft
 
         inner = unwrap_peft(model)
         classifier = classification_layer(inner)
@@ -131,7 +139,6 @@ class Dann(Strategy):
         """After a training forward: the classification loss over labelled rows only, and the domain loss."""
         import torch
 
-        from hf_finetune.strategies.dann.layers import TARGET_LABEL, reverse_gradient, safe_classification_loss
 
         labels, features, self.features = kwargs.get("labels"), self.features, None
         if not module.training or labels is None or features is None:
@@ -146,8 +153,6 @@ class Dann(Strategy):
         return output
 
     def extend_data(self, task, data, processor, encoded):
-        from hf_finetune.data.splits import LabelledData
-        from hf_finetune.strategies.dann.target_domain import load_target_domain, mix_domains
 
         a = self.args
         target = load_target_domain(

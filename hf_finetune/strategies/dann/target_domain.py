@@ -6,7 +6,13 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from hf_finetune.data.checks import check_no_missing, check_split_inputs
+from hf_finetune.data.files import load_raw_splits
+from hf_finetune.data.images import ImageChecker, relative_path_bases
+from hf_finetune.data.labels import encode_labels
+from hf_finetune.data.splits import is_unlabelled, seeded_subset
 from hf_finetune.errors import UserError
+from hf_finetune.settings.packaged import is_packaged
 from hf_finetune.strategies.dann.layers import TARGET_LABEL
 
 # task.input_columns() kinds -> the option that names the column (for error messages).
@@ -32,12 +38,6 @@ def load_target_domain(task, cfg, dataset_name: str | None, train_file: str | No
     The columns are the source's (`text_column`, `image_column`, `label_column`); `max_train_samples` and
     `max_eval_samples` cap the target splits as they cap the source's.
     """
-    from hf_finetune.data.checks import check_no_missing, check_split_inputs
-    from hf_finetune.data.files import load_raw_splits
-    from hf_finetune.data.images import ImageChecker, relative_path_bases
-    from hf_finetune.data.labels import encode_labels
-    from hf_finetune.data.splits import is_unlabelled, seeded_subset
-    from hf_finetune.settings.packaged import is_packaged
 
     data_args = cfg.data
     args = dataclasses.replace(

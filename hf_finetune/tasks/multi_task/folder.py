@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from hf_finetune.errors import UserError
+from hf_finetune.modeling.backbone import load_backbone
 from hf_finetune.tasks.multi_task.model import MultiTaskModel
 
 MULTITASK_FILE = "multitask.json"
@@ -57,7 +58,6 @@ def load_multitask_weights(folder: Path, model: MultiTaskModel) -> None:
     are saved under (ViT) to the live ones; a plain `load_state_dict` would silently match nothing."""
     from safetensors.torch import load_file
 
-    from hf_finetune.modeling.backbone import load_backbone
 
     if not (folder / HEADS_FILE).is_file():
         raise UserError(f"{folder} holds no {HEADS_FILE}: not a multi-task checkpoint")

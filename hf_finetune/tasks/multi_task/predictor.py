@@ -7,8 +7,9 @@ from pathlib import Path
 
 import torch
 
+from hf_finetune.data.images import to_rgb
 from hf_finetune.errors import UserError
-from hf_finetune.modeling.backbone import pool
+from hf_finetune.modeling.backbone import load_backbone, pool
 from hf_finetune.tasks.multi_task.folder import HEADS_FILE, MULTITASK_FILE, is_multitask_folder, read_tasks
 from hf_finetune.tasks.multi_task.model import MultiTaskModel
 
@@ -24,7 +25,6 @@ class MultiTaskPredictor:
     def __init__(self, folder, batch_size: int = 32, max_seq_length: int = 128):
         from safetensors.torch import load_file
 
-        from hf_finetune.modeling.backbone import load_backbone
 
         self.folder = Path(folder).expanduser()
         if not is_multitask_folder(self.folder):
@@ -83,7 +83,6 @@ class MultiTaskPredictor:
             )
         from PIL import Image
 
-        from hf_finetune.data.images import to_rgb
 
         images = []
         for item in batch:

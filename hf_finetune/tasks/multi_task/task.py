@@ -17,12 +17,19 @@ import logging
 import re
 from dataclasses import dataclass, field
 
-from hf_finetune.data.splits import LabelledData
+from hf_finetune.data.images import ImageTransform, collate_images
+from hf_finetune.data.splits import LabelledData, encode_splits
 from hf_finetune.errors import UserError
-from hf_finetune.tasks import register_task
+from hf_finetune.evaluation.metrics import classification_scores, majority_baseline, per_class_report, softmax
+from hf_finetune.evaluation.mistakes import write_lines
+from hf_finetune.evaluation.plots import save_confusion_matrix_png
+from hf_finetune.modeling.backbone import load_backbone
+from hf_finetune.outputs import MISCLASSIFIED, write_json
+from hf_finetune.tasks import TASKS, register_task
 from hf_finetune.tasks.base import Task
-from hf_finetune.tasks.multi_task.model import TASK_COLUMN, flat_label_names, tasks_from_flat
+from hf_finetune.tasks.multi_task.model import TASK_COLUMN, MultiTaskModel, flat_label_names, tasks_from_flat
 from hf_finetune.tasks.multi_task.sampler import SAMPLINGS, TaskSampling
+from hf_finetune.tasks.multi_task.trainer import MultiTaskTrainer
 
 logger = logging.getLogger("hf_finetune")
 INPUT_KINDS = {"text": "text_classification", "image": "image_classification"}
@@ -140,7 +147,6 @@ class MultiTask(Task):
         self.sampling: TaskSampling | None = None
 
     def _input_task(self, cfg):
-        from hf_finetune.tasks import TASKS
 
         return TASKS.get(INPUT_KINDS[self.args.multitask_input_kind])(cfg)
 
@@ -210,8 +216,6 @@ class MultiTask(Task):
         return self.inputs.load_processor()
 
     def load_model(self, label_names):
-        from hf_finetune.modeling.backbone import load_backbone
-        from hf_finetune.tasks.multi_task.model import MultiTaskModel
 
         model_args = self.cfg.model
         backbone = load_backbone(model_args.model_name_or_path, revision=model_args.revision,
@@ -245,7 +249,6 @@ class MultiTask(Task):
         return self._encode_texts(data, processor)
 
     def _encode_texts(self, data, tokenizer):
-        from hf_finetune.data.splits import encode_splits
 
         def tokenize(batch, target_column, split):
             encoded = self.inputs.tokenize(tokenizer, batch)
@@ -256,7 +259,6 @@ class MultiTask(Task):
         return encode_splits(data.splits, tokenize, "label")
 
     def _encode_images(self, data, processor):
-        from hf_finetune.data.images import ImageTransform
 
         args = self.cfg.data
         width = max(len(labels) for labels in tasks_from_flat(data.label_names).values())
@@ -285,12 +287,10 @@ class MultiTask(Task):
         return self.inputs.data_collator(processor)
 
     def build_trainer(self, **kwargs):
-        from hf_finetune.tasks.multi_task.trainer import MultiTaskTrainer
 
         return MultiTaskTrainer(sampling=self.sampling, **kwargs)
 
     def compute_metrics(self, data):
-        from hf_finetune.evaluation.metrics import classification_scores
 
         names = self.names
         widths = {t: len(labels) for t, labels in tasks_from_flat(data.label_names).items()}
@@ -322,7 +322,6 @@ class MultiTask(Task):
         return per_task_predictions(prediction, self.names, widths)
 
     def evaluation_report(self, prediction, data):
-        from hf_finetune.evaluation.metrics import per_class_report
 
         tasks = tasks_from_flat(data.label_names)
         return {
@@ -334,9 +333,6 @@ class MultiTask(Task):
 
     def write_report_files(self, out, prediction, data, split):
         """`confusion_matrix.json` (one matrix per task) and one picture per task."""
-        from hf_finetune.evaluation.metrics import per_class_report
-        from hf_finetune.evaluation.plots import save_confusion_matrix_png
-        from hf_finetune.outputs import write_json
 
         tasks = tasks_from_flat(data.label_names)
         matrices = {}
@@ -349,7 +345,6 @@ class MultiTask(Task):
 
     def baseline(self, data, prediction):
         """Per task: always its most frequent training label; `accuracy` is their mean, as the headline's is."""
-        from hf_finetune.evaluation.metrics import majority_baseline
 
         train = data.splits["train"]
         task_ids, labels = train[TASK_COLUMN], train["label"]
@@ -364,9 +359,6 @@ class MultiTask(Task):
         """`misclassified.jsonl`: wrong predictions of every head, each task's most confident first."""
         import numpy as np
 
-        from hf_finetune.evaluation.metrics import softmax
-        from hf_finetune.evaluation.mistakes import write_lines
-        from hf_finetune.outputs import MISCLASSIFIED
 
         tasks = tasks_from_flat(data.label_names)
         logits, task_ids = prediction.predictions
@@ -467,6 +459,5 @@ class TaskTagged:
 def collate_tagged_images(examples: list[dict]) -> dict:
     import torch
 
-    from hf_finetune.data.images import collate_images
 
     return {**collate_images(examples), "task_ids": torch.stack([e["task_ids"] for e in examples])}
