@@ -1,6 +1,6 @@
 """Vision configurations: our image pipeline against a plain Trainer fed by the image processor.
 
-Both fine-tune the same randomly initialised small ViT (`hf_finetune.pretrain`'s architecture,
+Both fine-tune the same randomly initialised small ViT (`hf_finetune.assets.models`'s architecture,
 written once per run so nothing depends on a cached pretraining) on the same Fashion-MNIST
 target-class images with the `fashion_mnist_target` recipe's settings. Ours applies the recipe's
 augmentation (kornia crop + flip) as users get it; the plain Trainer only resizes and normalises,

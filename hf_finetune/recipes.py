@@ -181,5 +181,3 @@ def finalize(cfg: RunConfig, task: str | None) -> None:
     if not cfg.training.output_dir_given:
         stem = Path(cfg.recipe).stem if cfg.recipe else "run"
         cfg.training.output_dir = str(Path(DEFAULT_OUTPUT_ROOT) / f"{stem}-{'+'.join(cfg.strategy.strategy_names)}")
-
-

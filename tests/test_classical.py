@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from conftest import read_json, run_cli
 
-from hf_finetune.analysis.classical import C_GRID, HEADS, ClassicalPredictor, load_pipeline, run_classical
+from hf_finetune.analysis.classical import C_GRID, HEADS, ClassicalPredictor, load_sklearn_pipeline, run_classical
 from hf_finetune.analysis.compare.runs import ROW_KEYS
 from hf_finetune.analysis.features import features_for_config, load_config_data, load_features
 from hf_finetune.data.splits import stratified_folds
@@ -42,7 +42,7 @@ def test_saved_pipeline_predicts_the_same_after_reload_and_on_raw_text(fortunes_
     out = tmp_path / "logreg"
     run_classical(features, "logreg", out, cv=0)
     test = load_features(features)["test"]
-    pipeline = load_pipeline(out / "model.skops")
+    pipeline = load_sklearn_pipeline(out / "model.skops")
     predicted = pipeline.predict(test.features)
     assert read_json(out / "classical.json")["metrics"]["test"]["accuracy"] == pytest.approx(
         float(np.mean(predicted == test.labels))

@@ -27,12 +27,12 @@ def test_fashion_mnist_loader_and_source_target_subsets():
 
     from hf_finetune.assets.fashion_mnist import (
         ATTRIBUTE_NAMES,
+        FASHION_MNIST_ATTRIBUTES,
         FASHION_MNIST_CLASSES,
         FASHION_MNIST_SOURCE_CLASSES,
         FASHION_MNIST_TARGET_CLASSES,
         fashion_mnist,
     )
-    from hf_finetune.assets.fashion_mnist import FASHION_MNIST_ATTRIBUTES
 
     data = fashion_mnist()
     assert {k: len(v) for k, v in data.items()} == {"train": 60000, "test": 10000}

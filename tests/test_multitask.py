@@ -229,8 +229,7 @@ def test_both_heads_beat_their_majority_baseline_and_predict_from_the_folder(pre
     assert set(metrics["per_task"]["test"]) == {"garment", "category"}
     assert (out / "run_complete.json").is_file() and (out / "heads.safetensors").is_file()
 
-    from hf_finetune.assets.fashion_mnist import fashion_mnist
-    from hf_finetune.assets.fashion_mnist import FASHION_MNIST_ATTRIBUTES
+    from hf_finetune.assets.fashion_mnist import FASHION_MNIST_ATTRIBUTES, fashion_mnist
 
     images = fashion_mnist()["test"].select(range(40))
     names = images.features["label"].names

@@ -93,11 +93,11 @@ def test_packaged_fashion_mnist_table_comes_from_the_one_attribute_table():
     from hf_finetune.analysis.zero_shot import read_class_table
     from hf_finetune.assets.fashion_mnist import (
         ATTRIBUTE_NAMES,
+        FASHION_MNIST_ATTRIBUTES,
         FASHION_MNIST_CLASSES,
         FASHION_MNIST_TARGET_CLASSES,
         FASHION_MNIST_UNSEEN_CLASSES,
     )
-    from hf_finetune.assets.fashion_mnist import FASHION_MNIST_ATTRIBUTES
 
     table = read_class_table("packaged:fashion-mnist")
     assert list(table.unseen) == ["Dress", "Sneaker"]

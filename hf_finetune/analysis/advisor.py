@@ -30,6 +30,7 @@ from hf_finetune.analysis.transferability import (
     proxy_a_distance,
 )
 from hf_finetune.data.files import FILE_FORMATS
+from hf_finetune.data.splits import stratified_subsample
 from hf_finetune.errors import UserError
 from hf_finetune.modeling.backbone import load_backbone
 from hf_finetune.modeling.loading import resolve_checkpoint
@@ -255,16 +256,6 @@ def data_values(data: str) -> dict:
     return {"train_file": data, "dataset_name": None} if is_file else {"dataset_name": data, "train_file": None}
 
 
-def stratified_sample(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """Indices of up to n examples with the class shares of `labels` (every class kept, seeded)."""
-    if n >= len(labels):
-        return np.arange(len(labels))
-    from sklearn.model_selection import train_test_split
-
-    kept, _ = train_test_split(np.arange(len(labels)), train_size=n, stratify=labels, random_state=seed)
-    return np.sort(kept)
-
-
 def _load_train(values: dict):
     """The recipe's config and training split as `hf-finetune train` would see them (validation held out,
     max_train_samples applied)."""
@@ -288,7 +279,6 @@ def measure(
     from threadpoolctl import threadpool_limits
     from transformers import AutoConfig
 
-
     seconds, start = {}, time.perf_counter()
     cfg, data = _load_train(values)
     train = data.splits["train"]
@@ -297,7 +287,7 @@ def measure(
     if counts.min() < 2:
         empty = [name for name, c in zip(data.label_names, counts, strict=True) if c < 2]
         raise UserError(f"class(es) {', '.join(empty)} have fewer than 2 training examples: nothing to measure")
-    chosen = stratified_sample(labels, sample, seed)
+    chosen = stratified_subsample(labels, sample, seed)
     seconds["load data"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -338,7 +328,6 @@ def _measures(features, y, reference_features, label_names, counts, seed: int) -
 
 
 def _features(backbone, dataset, column: str, cfg, pooling: str, progress: bool) -> np.ndarray:
-
     return extract_features(backbone.name, dataset, column=column, pooling=pooling, backbone=backbone,
                             max_seq_length=cfg.data.max_seq_length, progress=progress)  # fmt: skip
 

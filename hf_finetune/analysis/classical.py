@@ -145,6 +145,27 @@ def weight_norm_shares(pipeline, blocks: list[dict]) -> list[float] | None:
     return [float(squared[:, b["start"] : b["end"]].sum() / total) for b in blocks]
 
 
+def check_classical_request(head: str, cv: int, grid_c: bool) -> None:
+    if cv == 1 or cv < 0:
+        raise UserError(f"--cv must be 0 (no cross-validation) or at least 2, got {cv}")
+    if grid_c and head not in C_HEADS:
+        raise UserError(f"--grid-C searches C, which only {', '.join(C_HEADS)} have; head {head} has none")
+    if grid_c and cv < 2:
+        raise UserError("--grid-C chooses C by cross-validation: give --cv 2 or more")
+
+
+def score_splits(pipeline, features: dict) -> tuple[dict, dict]:
+    """(scores, per-class report) of the fitted pipeline on the validation and test features there are."""
+    train = features["train"]
+    metrics, per_class = {}, {}
+    for split in ("validation", "test"):
+        if split in features:
+            predicted = pipeline.predict(features[split].features)
+            metrics[split] = classification_scores(features[split].labels, predicted)
+            per_class[split] = per_class_report(features[split].labels, predicted, train.label_names)["per_class"]
+    return metrics, per_class
+
+
 def run_classical(
     features, head: str, out: Path, *, cv: int = 5, grid_c: bool = False, seed: int = 42, overwrite: bool = False,
     features_path: str | None = None, extra: dict | None = None,
@@ -156,12 +177,7 @@ def run_classical(
     """
 
     head = head_name(head)
-    if cv == 1 or cv < 0:
-        raise UserError(f"--cv must be 0 (no cross-validation) or at least 2, got {cv}")
-    if grid_c and head not in C_HEADS:
-        raise UserError(f"--grid-C searches C, which only {', '.join(C_HEADS)} have; head {head} has none")
-    if grid_c and cv < 2:
-        raise UserError("--grid-C chooses C by cross-validation: give --cv 2 or more")
+    check_classical_request(head, cv, grid_c)
     out = Path(out)
     check_output_dir(out, overwrite)
     check_writable(out)
@@ -174,20 +190,8 @@ def run_classical(
     if len(np.unique(train.labels)) < 2:
         raise UserError("the train features hold one class only; a classifier needs at least two")
 
-    pipeline = build_pipeline(head, seed)
-    cv_summary = None
-    if cv:
-        pipeline, cv_summary = cross_validate_head(pipeline, train, cv, seed, grid_c)
-    started = time.perf_counter()
-    pipeline.fit(train.features, train.labels)
-    fit_seconds = time.perf_counter() - started
-
-    metrics, per_class = {}, {}
-    for split in ("validation", "test"):
-        if split in features:
-            predicted = pipeline.predict(features[split].features)
-            metrics[split] = classification_scores(features[split].labels, predicted)
-            per_class[split] = per_class_report(features[split].labels, predicted, train.label_names)["per_class"]
+    pipeline, cv_summary, fit_seconds = fit_head(head, train, cv, seed, grid_c)
+    metrics, per_class = score_splits(pipeline, features)
     report_split = "test" if "test" in metrics else "validation"
     params = {"clf__C": pipeline.get_params()["clf__C"]} if head in C_HEADS else {}
     contributions = block_contributions(head, params, features, report_split, seed) if report_split in features else []
@@ -202,10 +206,7 @@ def run_classical(
         "params": {k.removeprefix("clf__"): v for k, v in params.items()} if grid_c else {},
         "label_names": train.label_names,
         "backbones": meta.get("backbones", []),
-        "pooling": meta.get("pooling"),
-        "max_seq_length": meta.get("max_seq_length"),
-        "column": meta.get("column"),
-        "modality": meta.get("modality"),
+        **{key: meta.get(key) for key in ("pooling", "max_seq_length", "column", "modality")},
         "features": features_path,
         "data_sizes": {split: len(fs.ids) for split, fs in features.items()},
         "feature_dim": int(train.features.shape[1]),
@@ -220,17 +221,34 @@ def run_classical(
         "contributions": contributions,
         **(extra or {}),
     }
-    report["markdown"] = format_report(report)
+    report["markdown"] = format_classical_report(report)
+    save_classical(out, pipeline, report, overwrite)
+    return report
 
+
+def fit_head(head: str, train, cv: int, seed: int, grid_c: bool):
+    """(fitted pipeline, CV summary or None, fit seconds): k-fold estimate first, then a fit on all of train."""
+    pipeline = build_pipeline(head, seed)
+    cv_summary = None
+    if cv:
+        pipeline, cv_summary = cross_validate_head(pipeline, train, cv, seed, grid_c)
+    started = time.perf_counter()
+    pipeline.fit(train.features, train.labels)
+    return pipeline, cv_summary, time.perf_counter() - started
+
+
+def save_classical(out: Path, pipeline, report: dict, overwrite: bool) -> None:
+    """The folder a classical run leaves: the pipeline, its report (JSON and Markdown), the marker last."""
     prepare_output_dir(out, overwrite)
     save_pipeline(pipeline, out / MODEL_FILE)
     write_json(out / CLASSICAL_JSON, {k: v for k, v in report.items() if k != "markdown"})
     (out / REPORT_MD).write_text(report["markdown"] + "\n", encoding="utf-8")
-    mark_complete(out, {"finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "metrics": metrics, "kind": "classical"})
-    return report
+    mark_complete(
+        out, {"finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "metrics": report["metrics"], "kind": "classical"}
+    )
 
 
-def format_report(report: dict) -> str:
+def format_classical_report(report: dict) -> str:
     models = " + ".join(f"{b['model']} ({b['dim']})" for b in report["backbones"]) or "?"
     lines = [
         f"# Classical head `{report['head']}` on frozen features",
@@ -276,7 +294,7 @@ def save_pipeline(pipeline, path: Path) -> None:
     sio.dump(pipeline, path)
 
 
-def load_pipeline(path: Path, trust: bool = False):
+def load_sklearn_pipeline(path: Path, trust: bool = False):
     """The fitted pipeline; a file naming types outside skops' trusted set is refused unless `trust`."""
     import skops.io as sio
 
@@ -303,7 +321,7 @@ class ClassicalPredictor:
 
         folder = Path(folder)
         self.info = json.loads((folder / CLASSICAL_JSON).read_text(encoding="utf-8"))
-        self.pipeline = load_pipeline(folder / MODEL_FILE, trust=trust)
+        self.pipeline = load_sklearn_pipeline(folder / MODEL_FILE, trust=trust)
         self.backbones = [load_backbone(b["model"]) for b in self.info["backbones"]]
         self.batch_size = batch_size
 

@@ -117,12 +117,6 @@ def _column_values(dataset, column: str) -> list:
     return list(dataset[column])
 
 
-
-
-
-
-
-
 def extract_splits(
     models: list[str],
     splits: dict,
@@ -151,24 +145,15 @@ def extract_splits(
     blocks: dict[str, list[np.ndarray]] = {split: [] for split in splits}
     seconds = dict.fromkeys(splits, 0.0)
     backbones, start = [], 0
+    extract = {"column": column, "pooling": pooling, "batch_size": batch_size, "max_seq_length": max_seq_length,
+               "progress": progress}  # fmt: skip
     for name in models:
         backbone = load_backbone(
             name, revision=revision, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle
         )
         for split, dataset in splits.items():
             began = time.perf_counter()
-            blocks[split].append(
-                extract_features(
-                    name,
-                    dataset,
-                    column=column,
-                    pooling=pooling,
-                    batch_size=batch_size,
-                    max_seq_length=max_seq_length,
-                    progress=progress,
-                    backbone=backbone,
-                )  # fmt: skip
-            )
+            blocks[split].append(extract_features(name, dataset, backbone=backbone, **extract))
             seconds[split] += time.perf_counter() - began
         dim = backbone.hidden_size
         backbones.append(
@@ -314,7 +299,6 @@ def load_config_data(cfg):
 def feature_request(cfg, models: list[str], pooling: str) -> dict:
     """What a cache was made from: a cache is reused only for the same request."""
     import dataclasses
-
 
     data = {k: v for k, v in dataclasses.asdict(cfg.data).items() if k not in ("data_private", "extra_metrics")}
     return {

@@ -234,7 +234,6 @@ def load_attribute_model(model_dir: str):
 
     from transformers import AutoImageProcessor, AutoModelForImageClassification
 
-
     folder = Path(model_dir).expanduser()
     if not (folder / "config.json").is_file():
         raise UserError(f"{model_dir} is not a model folder (no config.json): pass the output_dir of a training run")
@@ -261,7 +260,6 @@ def attribute_probabilities(model, processor, images, batch_size: int = 128) -> 
     """Sigmoid outputs (images x attributes) through the image processor, as training evaluated them."""
     import torch
 
-
     rows = []
     with torch.no_grad():
         for start in range(0, len(images), batch_size):
@@ -275,7 +273,6 @@ def load_class_images(data: str, split: str, image_column: str, label_column: st
     """(images, class names) of the given classes in one split of `data`: packaged:NAME, a dataset folder
     (`save_to_disk` or an image folder) or a data file (.csv/.jsonl/.parquet with image paths)."""
     from datasets import ClassLabel
-
 
     file = Path(data).expanduser()
     splits = {split: read_data_file(str(file), split=split)} if file.is_file() else load_named_splits(data)
@@ -325,6 +322,17 @@ def score_candidates(probs, true_names: list[str], table: ClassTable, attributes
     }  # fmt: skip
 
 
+def attribute_agreement(probs, true_names: list[str], table: ClassTable, attributes: list[str], unseen) -> dict:
+    """Per unseen class: how often each thresholded attribute (p >= 0.5) says what the description says."""
+    agrees = (probs >= 0.5) == (table.matrix(true_names, attributes) > 0.5)
+    return {
+        name: dict(
+            zip(attributes, np.round(agrees[[t == name for t in true_names]].mean(axis=0), 4).tolist(), strict=True)
+        )
+        for name in unseen
+    }
+
+
 def zero_shot_evaluate(
     model_dir: str,
     classes: str | ClassTable,
@@ -358,14 +366,6 @@ def zero_shot_evaluate(
     logger.info("zero-shot: %d images of %s from the %s split of %s", len(images), ", ".join(unseen), split, data)
     probs = attribute_probabilities(model, processor, images, batch_size)
     priors = table.priors(attributes) if prior == "seen" else None
-    # Per unseen class: how often each thresholded attribute (p >= 0.5) says what the description says.
-    agrees = (probs >= 0.5) == (table.matrix(true_names, attributes) > 0.5)
-    attribute_agreement = {
-        name: dict(
-            zip(attributes, np.round(agrees[[t == name for t in true_names]].mean(axis=0), 4).tolist(), strict=True)
-        )
-        for name in unseen
-    }
     counts = {name: true_names.count(name) for name in unseen}
     report = {
         "model": str(model_dir),
@@ -380,7 +380,7 @@ def zero_shot_evaluate(
             **score_candidates(probs, true_names, table, attributes, unseen, priors),
             "majority_baseline": round(max(counts.values()) / len(images), 4),
         },
-        "attribute_agreement": attribute_agreement,
+        "attribute_agreement": attribute_agreement(probs, true_names, table, attributes, unseen),
     }
     if skipped:
         report["generalized_skipped"] = skipped
@@ -389,7 +389,7 @@ def zero_shot_evaluate(
     return report
 
 
-def format_report(report: dict) -> str:
+def format_zero_shot_report(report: dict) -> str:
     """What `hf-finetune zero-shot` prints: headline vs chance, per-class accuracy, confusion matrices."""
     lines = [
         f"{report['images']} images of unseen classes ({report['split']} split of {report['data']}); "

@@ -1,5 +1,4 @@
-"""The `packaged:` data sets by name: one table, one loader.
-"""
+"""The `packaged:` data sets by name: one table, one loader."""
 
 from __future__ import annotations
 
@@ -51,5 +50,3 @@ def load_packaged_dataset(name: str):
     if key not in PACKAGED_DATASETS:
         raise UserError(f"unknown packaged data set '{key}'; known: {', '.join(sorted(PACKAGED_DATASETS))}")
     return PACKAGED_DATASETS[key]()
-
-

@@ -1,5 +1,4 @@
-"""scikit-learn's 8x8 digits as an image data set: a second, different visual domain.
-"""
+"""scikit-learn's 8x8 digits as an image data set: a second, different visual domain."""
 
 from __future__ import annotations
 
@@ -33,5 +32,3 @@ def digits(seed: int = DIGITS_SEED):
             "test": image_dataset(images[test_idx], loaded.target[test_idx], names),
         }
     )
-
-

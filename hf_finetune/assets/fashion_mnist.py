@@ -1,5 +1,4 @@
-"""Fashion-MNIST (Debian `dataset-fashion-mnist`) as labelled image data sets: classes, splits, attributes.
-"""
+"""Fashion-MNIST (Debian `dataset-fashion-mnist`) as labelled image data sets: classes, splits, attributes."""
 
 from __future__ import annotations
 
@@ -239,5 +238,3 @@ def fashion_mnist_categories():
             for split, ds in data.items()
         }
     )
-
-

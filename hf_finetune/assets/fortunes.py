@@ -210,7 +210,6 @@ def fortunes_ner(seed: int = FORTUNES_SEED):
     """
     from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
 
-
     texts = sorted({text for category in fortune_categories() for text in read_fortunes(category)})
     rng = random.Random(seed)
     rng.shuffle(texts)
@@ -263,5 +262,3 @@ def fortunes_topics_readability(seed: int = FORTUNES_SEED):
             for split, ds in fortunes_topics(seed=seed).items()
         }
     )
-
-

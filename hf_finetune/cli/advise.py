@@ -1,5 +1,4 @@
-"""`hf-finetune advise`: measure a checkpoint on the data and recommend a strategy.
-"""
+"""`hf-finetune advise`: measure a checkpoint on the data and recommend a strategy."""
 
 from __future__ import annotations
 
@@ -21,8 +20,7 @@ def guess_task(model: str) -> str:
     return f"{checkpoint_modality(resolve_checkpoint(model))}_classification"
 
 
-def advise_main(argv: list[str]) -> int:
-
+def advise_parser() -> CommandParser:
     parser = CommandParser(prog="hf-finetune advise", description=summary("advise"))
     parser.add_argument("--model", help="Checkpoint: Hub id, folder or packaged:... (default: the recipe's).")
     parser.add_argument(
@@ -57,14 +55,11 @@ def advise_main(argv: list[str]) -> int:
         default="advised_recipe.yaml",
         help="Where the recommended recipe goes; the measurements go beside it as .json.",
     )
-    args = parser.parse_args(argv)
-    if args.sample < 20:
-        raise UserError(
-            f"--sample must be at least 20 (a 5-fold probe needs a few examples per class), got {args.sample}"
-        )
-    out = Path(args.out)
-    if out.is_dir() or out.suffix not in (".yaml", ".yml"):
-        raise UserError(f"--out must be a .yaml file path, got {args.out}")
+    return parser
+
+
+def advise_values(args) -> dict:
+    """The recipe the advice starts from: `--config`'s values with `--model`, `--data` and the columns over them."""
     values = load_recipe(resolve_recipe_path(args.config)) if args.config else {}
     if args.model:
         values["model_name_or_path"] = args.model
@@ -76,6 +71,19 @@ def advise_main(argv: list[str]) -> int:
         if getattr(args, key):
             values[key] = getattr(args, key)
     values["task"] = args.task or values.get("task") or guess_task(values["model_name_or_path"])
+    return values
+
+
+def advise_main(argv: list[str]) -> int:
+    args = advise_parser().parse_args(argv)
+    if args.sample < 20:
+        raise UserError(
+            f"--sample must be at least 20 (a 5-fold probe needs a few examples per class), got {args.sample}"
+        )
+    out = Path(args.out)
+    if out.is_dir() or out.suffix not in (".yaml", ".yml"):
+        raise UserError(f"--out must be a .yaml file path, got {args.out}")
+    values = advise_values(args)
     advice = advise(values, base_name=args.config, sample=args.sample, reference=args.reference, pooling=args.pooling)
     m, rec = advice.measurements, advice.recommendation
     print(f"quadrant: {rec.quadrant}")
@@ -90,5 +98,3 @@ def advise_main(argv: list[str]) -> int:
     timing = ", ".join(f"{k} {v:.1f} s" for k, v in advice.seconds.items())
     print(f"recipe written to {out} (run it: hf-finetune train --config {out}); measured in {timing}")
     return EXIT_OK
-
-

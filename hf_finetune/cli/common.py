@@ -1,5 +1,4 @@
-"""What the command modules share: a parser whose errors are one line, and train options on any command.
-"""
+"""What the command modules share: a parser whose errors are one line, and train options on any command."""
 
 from __future__ import annotations
 
@@ -40,5 +39,3 @@ def config_with_command_flags(parser: argparse.ArgumentParser, argv: list[str]):
     elif "--config" not in rest and not any(a.startswith("--config=") for a in rest):
         raise UserError(f"pass --model (or a recipe with --config). Run `{parser.prog} --help` for usage")
     return args, parse_config(rest, prog=parser.prog)
-
-

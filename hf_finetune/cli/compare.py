@@ -1,12 +1,10 @@
-"""`hf-finetune compare`: transfer methods side by side, and the transfer report.
-"""
+"""`hf-finetune compare`: transfer methods side by side, and the transfer report."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from hf_finetune.analysis.compare.report import write_report
 from hf_finetune.analysis.compare.runs import DEFAULT_METHODS, DEFAULT_MIN_STEPS, Comparison, markdown_table, parse_list
 from hf_finetune.analysis.features import POOLINGS
 from hf_finetune.cli.commands import summary
@@ -63,15 +61,6 @@ def compare_main(argv: list[str]) -> int:
     print(markdown_table(rows))
     print(f"\nrows in {comparison.out / 'compare.json'}")
     if args.report:
-
-        report = write_report(
-            comparison.out,
-            rows,
-            metric=args.metric,
-            title=f"Transfer report: {comparison.recipe_path.stem}",
-            advice=args.advice,
-        )
+        report = comparison.write_report(rows, metric=args.metric, advice=args.advice)
         print(f"transfer report: {report / 'report.md'} and {report / 'report.html'}")
     return EXIT_OK
-
-

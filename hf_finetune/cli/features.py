@@ -1,5 +1,4 @@
-"""`hf-finetune features` and `hf-finetune classical`: frozen features and scikit-learn heads on them.
-"""
+"""`hf-finetune features` and `hf-finetune classical`: frozen features and scikit-learn heads on them."""
 
 from __future__ import annotations
 
@@ -67,5 +66,3 @@ def classical_main(argv: list[str]) -> int:
     print(report["markdown"])
     print(f"model saved to {args.out}; predict with: hf-finetune predict --model {args.out} --text ...")
     return EXIT_OK
-
-

@@ -1,5 +1,4 @@
-"""`hf-finetune predict` and `hf-finetune evaluate`: use a finished model folder.
-"""
+"""`hf-finetune predict` and `hf-finetune evaluate`: use a finished model folder."""
 
 from __future__ import annotations
 
@@ -12,7 +11,7 @@ from hf_finetune.errors import EXIT_OK, UserError
 from hf_finetune.inference.pipeline import (
     check_prediction_output,
     evaluate_file,
-    load_pipeline,
+    load_model_pipeline,
     predict_texts,
     read_inputs,
     write_predictions,
@@ -99,7 +98,7 @@ def _predict(args, texts: list[str], pairs: list[str] | None) -> list[dict]:
         if predictor.info.get("modality") != "text":
             raise UserError(f"{args.model} is an image model and `predict` reads text; use ClassicalPredictor.predict")
         return predictor.predict(texts)
-    return predict_texts(load_pipeline(args.model, batch_size=args.batch_size), texts, pairs)
+    return predict_texts(load_model_pipeline(args.model, batch_size=args.batch_size), texts, pairs)
 
 
 def _predict_multitask(args, values: list[str], pairs: list[str] | None) -> list[dict]:
@@ -115,5 +114,3 @@ def _predict_multitask(args, values: list[str], pairs: list[str] | None) -> list
         base = Path(args.input).expanduser().resolve().parent if args.input else Path.cwd()
         values = [str(base / v) for v in values]
     return predictor.predict(values, tasks)
-
-

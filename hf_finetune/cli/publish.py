@@ -1,5 +1,4 @@
-"""`hf-finetune merge` and `hf-finetune push`: a run as a plain model, on the Hub.
-"""
+"""`hf-finetune merge` and `hf-finetune push`: a run as a plain model, on the Hub."""
 
 from __future__ import annotations
 
@@ -59,5 +58,3 @@ def push_main(argv: list[str]) -> int:
         dry_run=args.dry_run,
     )
     return EXIT_OK
-
-

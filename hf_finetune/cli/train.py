@@ -1,5 +1,4 @@
-"""`hf-finetune train` and `hf-finetune pretrain`.
-"""
+"""`hf-finetune train` and `hf-finetune pretrain`."""
 
 from __future__ import annotations
 
@@ -13,12 +12,10 @@ from hf_finetune.training.run import run, setup_logging
 def train_main(argv: list[str], task: str | None = None, prog: str = "hf-finetune train") -> int:
 
     if any(a in ("-h", "--help") for a in argv):
-
         ConfigParser(prog=prog).print_help()
         return EXIT_OK
     cfg = parse_config(argv, task=task, prog=prog)
     if cfg.run.cv_folds:
-
         run_cv(cfg)
     else:
         run(cfg)
@@ -28,7 +25,6 @@ def train_main(argv: list[str], task: str | None = None, prog: str = "hf-finetun
 def pretrain_main(argv: list[str]) -> int:
 
     if any(a in ("-h", "--help") for a in argv):
-
         print("hf-finetune pretrain [--key value ...]: the `vit_fashion_source` recipe; any train option overrides it")
         ConfigParser(prog="hf-finetune pretrain").print_help()
         return EXIT_OK
@@ -37,5 +33,3 @@ def pretrain_main(argv: list[str]) -> int:
     out = pretrain(argv)
     print(f"pretrained ViT: {out}")
     return EXIT_OK
-
-

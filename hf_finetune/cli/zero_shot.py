@@ -1,11 +1,10 @@
-"""`hf-finetune zero-shot`: unseen classes classified by their attributes.
-"""
+"""`hf-finetune zero-shot`: unseen classes classified by their attributes."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from hf_finetune.analysis.zero_shot import PRIORS, format_report, zero_shot_evaluate
+from hf_finetune.analysis.zero_shot import PRIORS, format_zero_shot_report, zero_shot_evaluate
 from hf_finetune.cli.commands import summary
 from hf_finetune.cli.common import CommandParser
 from hf_finetune.errors import EXIT_OK, UserError
@@ -49,10 +48,8 @@ def zero_shot_main(argv: list[str]) -> int:
         args.model, args.classes, args.data, split=args.split, image_column=args.image_column,
         label_column=args.label_column, prior=args.prior, batch_size=args.batch_size,
     )  # fmt: skip
-    print(format_report(report))
+    print(format_zero_shot_report(report))
     output.parent.mkdir(parents=True, exist_ok=True)
     write_json(output, report)
     print(f"report written to {output}")
     return EXIT_OK
-
-

@@ -1,5 +1,4 @@
-"""Checks of columns and values that run before any model loads: a wrong column costs seconds, not a crashed run.
-"""
+"""Checks of columns and values that run before any model loads: a wrong column costs seconds, not a crashed run."""
 
 from __future__ import annotations
 
@@ -96,5 +95,3 @@ def numeric_targets(dataset, column: str, split: str):
         )
     dataset = dataset.remove_columns(column).add_column(column, values)
     return dataset.cast_column(column, Value("float32"))
-
-

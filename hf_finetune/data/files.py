@@ -1,5 +1,4 @@
-"""Read labelled data: data files, CoNLL files, dataset folders, Hub ids and `packaged:` sets, as splits.
-"""
+"""Read labelled data: data files, CoNLL files, dataset folders, Hub ids and `packaged:` sets, as splits."""
 
 from __future__ import annotations
 
@@ -153,5 +152,3 @@ def load_dataset_folder_or_hub(name: str, config_name: str | None):
     if isinstance(loaded, Dataset):
         loaded = DatasetDict({"train": loaded})
     return loaded
-
-

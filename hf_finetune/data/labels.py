@@ -1,5 +1,4 @@
-"""Labels as the model sees them: names in id order, ClassLabel ids, multi-hot rows, tag lists.
-"""
+"""Labels as the model sees them: names in id order, ClassLabel ids, multi-hot rows, tag lists."""
 
 from __future__ import annotations
 
@@ -104,5 +103,3 @@ def tag_rows(dataset, column: str) -> list[list[str]]:
     if isinstance(feature, ClassLabel):
         return [[feature.names[i] for i in row] for row in dataset[column]]
     return [word_list(row) for row in dataset[column]]
-
-

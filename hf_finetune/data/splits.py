@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+from sklearn.model_selection import train_test_split
 
 from hf_finetune.data.checks import (
     check_no_missing,
@@ -59,40 +60,6 @@ class LabelledData:
     @property
     def label2id(self) -> dict[str, int]:
         return {name: i for i, name in enumerate(self.label_names)}
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 def seeded_subset(dataset, n: int | None, seed: int):
@@ -150,8 +117,6 @@ def finish_splits(chosen: dict, args: DataArguments, seed: int, stratify_column:
         if split in chosen:
             chosen[split] = seeded_subset(chosen[split], args.max_eval_samples, seed)
     return chosen
-
-
 
 
 def load_labelled_data(
@@ -221,12 +186,6 @@ def encode_splits(splits: dict, encode: Callable, target_column: str) -> dict:
     return out
 
 
-
-
-
-
-
-
 def load_regression_data(args: DataArguments, seed: int) -> LabelledData:
     """Text (or text pairs) with one float target in `label_column`; a random validation split if none exists.
 
@@ -272,10 +231,6 @@ def hold_out_validation(train, args: DataArguments, seed: int, stratify_column: 
     return parts["train"], parts["test"]
 
 
-
-
-
-
 def load_token_data(args: DataArguments, seed: int) -> LabelledData:
     """Sentences as word lists (`tokens_column`) with one BIO tag per word (`tags_column`), checked row by row.
 
@@ -284,7 +239,6 @@ def load_token_data(args: DataArguments, seed: int) -> LabelledData:
     that differs from the tag count, an empty sentence, a tag that breaks BIO, a tag train lacks.
     """
     from datasets import ClassLabel, Dataset, Features, Sequence, Value
-
 
     columns = [("tokens_column", args.tokens_column), ("tags_column", args.tags_column)]
     chosen, source = select_splits(args, columns, args.tags_column)
@@ -332,8 +286,6 @@ def load_token_data(args: DataArguments, seed: int) -> LabelledData:
     return LabelledData(splits=chosen, label_names=label_names, source=source)
 
 
-
-
 def stratified_folds(labels, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """(train indices, held-out indices) per fold: disjoint held-out parts that cover every row once,
     each class spread evenly over the folds."""
@@ -348,3 +300,13 @@ def stratified_folds(labels, k: int, seed: int) -> list[tuple[np.ndarray, np.nda
     return list(splitter.split(np.zeros(len(labels)), labels))
 
 
+def stratified_subsample(labels, n: int, seed: int) -> np.ndarray:
+    """Indices (sorted) of `n` rows with the class shares of `labels`, seeded; every row when `n` covers them.
+
+    The one stratified subsample: `compare`'s data fractions and the advisor's measurement sample both draw
+    here, so the same seed keeps the same rows. A class too small to split raises sklearn's ValueError."""
+    labels = np.asarray(labels)
+    if n >= len(labels):
+        return np.arange(len(labels))
+    kept, _ = train_test_split(np.arange(len(labels)), train_size=n, stratify=labels, random_state=seed)
+    return np.sort(kept)

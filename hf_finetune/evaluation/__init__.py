@@ -1,2 +1,1 @@
-"""Scores and what a run shows of them: metrics, plots, files of mistakes.
-"""
+"""Scores and what a run shows of them: metrics, plots, files of mistakes."""

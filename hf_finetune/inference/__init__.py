@@ -1,2 +1,1 @@
-"""Use a finished model: predict and evaluate from a model folder.
-"""
+"""Use a finished model: predict and evaluate from a model folder."""

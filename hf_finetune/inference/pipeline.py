@@ -45,7 +45,7 @@ def model_kind(config) -> str:
     return SINGLE_LABEL
 
 
-def load_pipeline(model_dir: str, batch_size: int = 32):
+def load_model_pipeline(model_dir: str, batch_size: int = 32):
     from transformers import pipeline
 
     folder = Path(model_dir).expanduser()
@@ -192,7 +192,7 @@ def evaluate_file(
 ) -> dict:
     """Scores on a labelled file, as training reports them for the model's kind (`main` names the headline)."""
 
-    classifier = load_pipeline(model_dir)
+    classifier = load_model_pipeline(model_dir)
     kind = model_kind(classifier.model.config)
     if kind == TOKENS:
         return evaluate_tags(classifier, data_file, tokens_column, tags_column)
@@ -204,7 +204,6 @@ def evaluate_file(
     texts, pairs, dataset = read_inputs(data_file, text_column, text_pair_column)
     require_columns(dataset, [("label_column", label_column)], "input", data_file)
     if kind == REGRESSION:
-
         gold = numeric_targets(dataset, label_column, "input")[label_column]
         predicted = [r["score"] for r in predict_texts(classifier, texts, pairs)]
         scores = regression_scores(gold, predicted)
@@ -245,7 +244,6 @@ def predict_word_tags(classifier, sentences: list[list[str]], batch_size: int = 
 def evaluate_tags(classifier, data_file: str, tokens_column: str, tags_column: str) -> dict:
     """Entity-level scores (seqeval) on a file of words and BIO tags: CoNLL text, JSONL, CSV or Parquet."""
     from datasets import ClassLabel
-
 
     dataset = read_data_file(data_file)
     require_columns(dataset, [("tokens_column", tokens_column), ("tags_column", tags_column)], "input", data_file)

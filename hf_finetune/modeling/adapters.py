@@ -31,7 +31,6 @@ def wrap_with_peft(model, peft_config, cfg):
     """`get_peft_model` with the head in `modules_to_save` and the base recorded as the user named it."""
     from peft import get_peft_model
 
-
     peft_config.modules_to_save = head_module_names(model, discover_blocks(model))
     wrapped = get_peft_model(model, peft_config)
     # Set after wrapping: peft fills it with the resolved folder, which differs per machine for `packaged:`.
@@ -50,7 +49,6 @@ def load_adapter_model(folder: str | Path, allow_pickle: bool = False):
     """Base checkpoint + adapters + trained head from an adapter folder, merged into a plain model."""
     import transformers
     from peft import PeftConfig, PeftModel
-
 
     folder = Path(folder)
     if not (folder / "config.json").is_file():

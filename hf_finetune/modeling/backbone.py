@@ -1,5 +1,4 @@
-"""A frozen checkpoint as a feature extractor: the base model with its tokenizer or image processor, and one pooling.
-"""
+"""A frozen checkpoint as a feature extractor: the base model with its tokenizer or image processor, and one pooling."""
 
 from __future__ import annotations
 
@@ -56,19 +55,12 @@ class Backbone:
 
     def _text(self, texts: list[str], pooling: str, max_seq_length: int):
         inputs = self.tokenizer(texts, padding=True, truncation=True, max_length=max_seq_length, return_tensors="pt")
-        hidden = self.model(**inputs).last_hidden_state
-        if pooling == "cls":
-            return hidden[:, 0]
-        mask = inputs["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+        return pool(self.model(**inputs), pooling, inputs["attention_mask"])
 
     def _images(self, images: list, pooling: str):
 
         pixel_values = self.image_processor(images=[to_rgb(i) for i in images], return_tensors="pt")["pixel_values"]
-        hidden = self.model(pixel_values=pixel_values).last_hidden_state
-        if hidden.dim() == 4:  # a CNN's feature map (batch, channels, h, w): no tokens, average the positions
-            return hidden.mean(dim=(2, 3))
-        return hidden[:, 0] if pooling == "cls" else hidden[:, 1:].mean(1)
+        return pool(self.model(pixel_values=pixel_values), pooling)
 
 
 def _length_order(tokenizer, texts: list[str], max_seq_length: int) -> list[int]:
@@ -83,7 +75,6 @@ def load_backbone(
     """`AutoModel` of a checkpoint (the base model of a classifier folder) with its tokenizer or image processor."""
     from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
     from transformers.utils import logging as hf_logging
-
 
     checkpoint = resolve_checkpoint(name)
     if Path(checkpoint).is_dir() and is_adapter_folder(Path(checkpoint)):
@@ -137,9 +128,18 @@ def feature_size(config) -> int:
     return int(size)
 
 
-def pool(outputs) -> torch.Tensor:
-    """The first token of the last hidden state ([CLS]), or a CNN's feature map averaged over positions."""
+def pool(outputs, pooling: str = "cls", attention_mask=None) -> torch.Tensor:
+    """One vector per example from an encoder's output: the one pooling rule of the suite.
+
+    A CNN's feature map (batch, channels, h, w) has no tokens: its positions are averaged. A token sequence
+    gives its first token ([CLS], what a classification head reads) for `cls`; for `mean`, the average of the
+    real tokens (`attention_mask`, text) or of the patch tokens after [CLS] (images)."""
     hidden = outputs.last_hidden_state
-    return hidden.mean(dim=(2, 3)) if hidden.dim() == 4 else hidden[:, 0]
-
-
+    if hidden.dim() == 4:
+        return hidden.mean(dim=(2, 3))
+    if pooling == "cls":
+        return hidden[:, 0]
+    if attention_mask is None:
+        return hidden[:, 1:].mean(1)
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)

@@ -351,8 +351,6 @@ class FinetuneTrainingArguments(TrainingArguments):
         super().__post_init__()
 
 
-
-
 @dataclass
 class RunConfig:
     """One resolved run: the dataclasses plus the recipe it came from."""
@@ -414,27 +412,9 @@ def _plain(value: Any) -> Any:
     return value
 
 
-
-
 def looks_like_local_path(name: str) -> bool:
     """A name that can only mean a local path (Hub ids are `name` or `org/name`), so a missing one is a typo."""
     return name.startswith((".", "/", "~")) or name.count("/") > 1 or name.endswith("/")
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 def parse_class_weights(value: str) -> str | list[float]:

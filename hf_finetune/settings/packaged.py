@@ -22,5 +22,3 @@ PACKAGED_PREFIX = "packaged:"
 
 def is_packaged(name: str | None) -> bool:
     return bool(name) and name.startswith(PACKAGED_PREFIX)
-
-

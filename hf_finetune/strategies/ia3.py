@@ -20,7 +20,6 @@ class IA3(Strategy):
     def prepare_model(self, model, new_keys):
         from peft import IA3Config
 
-
         targets, feedforward = ia3_modules(model, discover_blocks(model))
         config = IA3Config(target_modules=targets, feedforward_modules=feedforward)
         return wrap_with_peft(model, config, self.cfg)

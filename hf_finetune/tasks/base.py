@@ -198,7 +198,6 @@ class ClassificationTask(Task):
         """Cross-entropy weighted per class (`class_weights`), or None for the model's own loss."""
         import torch
 
-
         spec = parse_class_weights(self.cfg.data.class_weights)
         if spec == "none":
             return None
@@ -217,7 +216,6 @@ class ClassificationTask(Task):
     def after_training(self, trainer, encoded, data):
         """`multi_label_tune_threshold`: the grid threshold with the best validation score, kept in config.json."""
         import logging
-
 
         if not (self.cfg.data.multi_label and self.cfg.data.multi_label_tune_threshold):
             return

@@ -51,7 +51,6 @@ class ImageClassification(ClassificationTask):
     def check_model_inputs(self):
         from pathlib import Path
 
-
         name = self.cfg.model.model_name_or_path
         if not Path(name).exists() and Path(name) == PRETRAINED_VIT_DIR:
             raise UserError(f"the offline pretrained ViT ({name}) is not there yet: run `hf-finetune pretrain` first")

@@ -149,7 +149,6 @@ class TextRegression(TextInputs, Task):
         }
 
     def write_report_files(self, out, prediction, data, split):
-
         save_scatter_png(
             prediction.label_ids.ravel(), prediction.predictions.ravel(), out / "predictions_scatter.png",
             f"{out.name} ({split})", self.cfg.data.label_column,

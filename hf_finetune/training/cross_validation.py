@@ -29,8 +29,6 @@ logger = logging.getLogger("hf_finetune")
 CV_METRICS = "cv_metrics.json"
 
 
-
-
 @dataclass
 class CVResult:
     output_dir: Path
@@ -48,7 +46,7 @@ def fold_config(cfg, fold: int, out: Path):
     return fold_cfg
 
 
-def summarise(folds: list[dict]) -> dict:
+def summarise_folds(folds: list[dict]) -> dict:
     """split -> metric -> mean and (population) std over the folds."""
     summary: dict = {}
     for split in folds[0]["metrics"]:
@@ -94,7 +92,7 @@ def run_cv(cfg) -> CVResult:
             metrics = run(fold_cfg, data=fold_data).metrics
         folds.append({"fold": i, "seed": fold_cfg.training.seed, "output_dir": str(fold_out),
                       "sizes": {"train": len(train_idx), "validation": len(held_idx)}, "metrics": metrics})  # fmt: skip
-    summary = summarise(folds)
+    summary = summarise_folds(folds)
     if cfg.training.distributed_state.is_main_process:
         write_json(
             out / CV_METRICS, {"folds_k": k, "split_seed": cfg.training.seed, "folds": folds, "summary": summary}

@@ -101,20 +101,25 @@ def build_model_card(cfg, task, summary: dict, repo_id: str | None = None) -> Mo
     train_runtime, baseline, hardware, and the task's `notes` (`training.run` writes it to metrics.json).
 
     `repo_id` (`user/name`): the card is for that Hub repo, and its usage example loads from there
-    (`hf_finetune.hub` regenerates the card this way before a push); otherwise from the output folder.
+    (`hf_finetune.training.hub` regenerates the card this way before a push); otherwise from the output folder.
     """
     base_model = _hub_id_or_none(cfg.model.model_name_or_path)
-    # Local files take precedence over dataset_name (data.load_raw_splits), so they describe the data.
+    model_name = repo_id.split("/")[-1] if repo_id else Path(cfg.training.output_dir).name
+    data = card_data(cfg, task, summary, base_model, model_name)
+    body = card_body(cfg, task, summary, base_model, model_name, repo_id)
+    return ModelCard(f"---\n{data.to_yaml()}\n---\n{body}")
+
+
+def card_data(cfg, task, summary: dict, base_model: str | None, model_name: str) -> ModelCardData:
+    """The card's YAML header: base model, data set, library, pipeline tag, tags, evaluation results."""
+    # Local files take precedence over dataset_name (data.files.load_raw_splits), so they describe the data.
     from_hub = not cfg.data.train_file and not is_packaged(cfg.data.dataset_name)
     dataset_id = _hub_id_or_none(cfg.data.dataset_name) if from_hub else None
-    dataset_label = cfg.data.train_file or cfg.data.dataset_name
-    strategies = cfg.strategy.strategy_names
-    model_name = repo_id.split("/")[-1] if repo_id else Path(cfg.training.output_dir).name
     eval_results = [
         EvalResult(
             task_type=task.pipeline_tag,
             dataset_type=dataset_id or "local",
-            dataset_name=dataset_label,
+            dataset_name=cfg.data.train_file or cfg.data.dataset_name,
             dataset_config=cfg.data.dataset_config_name,
             dataset_split=split,
             metric_type=key,
@@ -124,29 +129,41 @@ def build_model_card(cfg, task, summary: dict, repo_id: str | None = None) -> Mo
         for key in task.metric_keys
         if key in values
     ]
-    data = ModelCardData(
+    return ModelCardData(
         base_model=base_model,
         datasets=[dataset_id] if dataset_id else None,
         library_name="peft" if summary.get("adapter") else "transformers",
         pipeline_tag=task.pipeline_tag,
-        tags=["hf-finetune", task.name, *(f"strategy:{s}" for s in strategies)],
+        tags=["hf-finetune", task.name, *(f"strategy:{s}" for s in cfg.strategy.strategy_names)],
         model_name=model_name,
         eval_results=eval_results or None,
     )
-    trainable, total = summary["parameters"]
+
+
+def results_table(task, summary: dict) -> str:
+    """Markdown table of the task's metrics per split, and the baseline line under it."""
     keys = task.metric_keys
-    metric_rows = "\n".join(
+    rows = "\n".join(
         f"| {split} | " + " | ".join(f"{values.get(k, float('nan')):.4f}" for k in keys) + " |"
         for split, values in summary["metrics"].items()
     )
     header = "| split | " + " | ".join(k.replace("_", " ") for k in keys) + " |\n|---|" + "---|" * len(keys)
-    notes = "".join(f"\n- {note}" for note in summary.get("notes", []))
     baseline = summary.get("baseline") or {  # runs from before the task baselines: the majority class
         "name": "majority class", "scores": {"accuracy": summary.get("majority_baseline", float("nan"))}}  # fmt: skip
-    baseline_scores = ", ".join(f"{k.replace('_', ' ')} {v:.4f}" for k, v in baseline["scores"].items())
+    scores = ", ".join(f"{k.replace('_', ' ')} {v:.4f}" for k, v in baseline["scores"].items())
+    split = f", {baseline['split']} split" if baseline.get("split") else ""
+    return f"{header}\n{rows}\n\nBaseline ({baseline['name']}{split}): {scores}."
+
+
+def card_body(cfg, task, summary: dict, base_model: str | None, model_name: str, repo_id: str | None) -> str:
+    """The card's Markdown: what it was trained from and how, results against the baseline, how to use it."""
+    dataset_label = cfg.data.train_file or cfg.data.dataset_name
+    strategies = cfg.strategy.strategy_names
+    trainable, total = summary["parameters"]
+    notes = "".join(f"\n- {note}" for note in summary.get("notes", []))
     sizes = ", ".join(f"{split} {n}" for split, n in summary["data_sizes"].items())
     inputs = ", ".join(f"{kind}=`{column}`" for kind, column in task.input_columns())
-    body = f"""
+    return f"""
 # {model_name}
 
 Fine-tuned from `{cfg.model.model_name_or_path}`{f" (`{base_model}`)" if base_model and base_model != cfg.model.model_name_or_path else ""} for **{task.name}** with hf_finetune.
@@ -168,10 +185,7 @@ Parameters per block (embeddings, transformer blocks bottom to top, head) and th
 
 ## Results
 
-{header}
-{metric_rows}
-
-Baseline ({baseline["name"]}{f", {baseline['split']} split" if baseline.get("split") else ""}): {baseline_scores}.
+{results_table(task, summary)}
 {task.report_files_note()}
 
 ## How to use
@@ -179,4 +193,3 @@ Baseline ({baseline["name"]}{f", {baseline['split']} split" if baseline.get("spl
 {usage_section(cfg, task, summary, base_model, repo_id, model_name)}
 Reproduce the run: `hf-finetune train --config run_config.yaml`.
 """
-    return ModelCard(f"---\n{data.to_yaml()}\n---\n{body}")

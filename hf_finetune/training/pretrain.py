@@ -41,8 +41,6 @@ def pretrained_dir() -> Path:
     return Path(source_recipe()["output_dir"])
 
 
-
-
 def pretrain(argv: list[str] | None = None) -> Path:
     """Pretrain on the source classes (recipe `vit_fashion_source`, overridable), or reuse a finished folder."""
 

@@ -75,7 +75,7 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return float(np.mean(finite)), float(np.std(finite))
 
 
-def summarise(rows: list[dict], metric: str = "accuracy") -> list[dict]:
+def summarise_methods(rows: list[dict], metric: str = "accuracy") -> list[dict]:
     """One entry per (method, fraction): each measure's mean and std over seeds, delta and flag vs scratch."""
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for row in rows:
@@ -286,7 +286,7 @@ def write_report(compare_dir: Path, rows: list[dict] | None = None, metric: str 
         rows = rows["rows"] if isinstance(rows, dict) else rows
     out = compare_dir / REPORT_DIR
     out.mkdir(parents=True, exist_ok=True)
-    table = summarise(rows, metric)
+    table = summarise_methods(rows, metric)
     check = None
     if advice is not None:
         check = advisor_check(table, json.loads(Path(advice).read_text(encoding="utf-8"))["recommendation"]["strategy"])

@@ -34,8 +34,9 @@ from pathlib import Path
 import numpy as np
 
 from hf_finetune.analysis.classical import CLASSICAL_JSON, head_name, run_classical
+from hf_finetune.analysis.compare.report import write_report
 from hf_finetune.analysis.features import features_for_config, load_config_data
-from hf_finetune.data.splits import LabelledData
+from hf_finetune.data.splits import LabelledData, stratified_subsample
 from hf_finetune.errors import UserError
 from hf_finetune.outputs import METRICS, is_finished, write_json
 from hf_finetune.recipes import load_recipe, parse_config, resolve_recipe_path
@@ -86,17 +87,14 @@ def check_fractions(fractions: list[float]) -> None:
 
 def subsample(labels, fraction: float, seed: int) -> np.ndarray:
     """Indices of a stratified random `fraction` of the rows (all rows, in order, for 1.0)."""
-    from sklearn.model_selection import train_test_split
-
     labels = np.asarray(labels)
     if fraction >= 1:
         return np.arange(len(labels))
     n = max(int(round(fraction * len(labels))), len(np.unique(labels)))
     try:
-        keep, _ = train_test_split(np.arange(len(labels)), train_size=n, stratify=labels, random_state=seed)
+        return stratified_subsample(labels, n, seed)
     except ValueError as exc:  # a class with one row cannot be split in two
         raise UserError(f"cannot keep a stratified {fraction:g} of {len(labels)} training rows: {exc}") from None
-    return np.sort(keep)
 
 
 def epochs_for_min_steps(training, n_train: int, min_steps: int) -> float:
@@ -146,14 +144,12 @@ class Comparison:
     @property
     def data(self):
         if self._data is None:
-
             self._data = load_config_data(self.base)
         return self._data
 
     def features(self) -> dict:
         """The recipe checkpoint's features of every split, cached in `<out>/features/` (reused on reruns)."""
         if self._features is None:
-
             model = self.base.model.model_name_or_path
             self._features, _ = features_for_config(
                 self.base, [model], self.out / "features", pooling=self.pooling, data=self.data
@@ -247,6 +243,11 @@ class Comparison:
     def result(self, rows: list[dict]) -> dict:
         return {"recipe": str(self.recipe_path), "overrides": self.overrides, "methods": self.methods,
                 "fractions": self.fractions, "seeds": self.seeds, "pooling": self.pooling, "rows": rows}  # fmt: skip
+
+    def write_report(self, rows: list[dict], metric: str = "accuracy", advice: str | None = None) -> Path:
+        """The transfer report of these runs (`report.write_report`): report.md, report.html, curves."""
+        title = f"Transfer report: {self.recipe_path.stem}"
+        return write_report(self.out, rows, metric=metric, title=title, advice=advice)
 
 
 def scores_row(summary: dict, kind: str, recipe: str, train_time: float, trainable: int) -> dict:

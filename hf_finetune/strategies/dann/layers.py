@@ -91,9 +91,3 @@ def safe_classification_loss(logits: torch.Tensor, labels: torch.Tensor) -> torc
         logits.view(-1, logits.shape[-1]), labels.view(-1), ignore_index=TARGET_LABEL, reduction="sum"
     )
     return total / labelled
-
-
-
-
-
-

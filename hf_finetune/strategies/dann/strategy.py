@@ -139,7 +139,6 @@ class Dann(Strategy):
         """After a training forward: the classification loss over labelled rows only, and the domain loss."""
         import torch
 
-
         labels, features, self.features = kwargs.get("labels"), self.features, None
         if not module.training or labels is None or features is None:
             return None

@@ -1,5 +1,4 @@
-"""The target domain of DANN: unlabelled rows mixed into training, a labelled target test scored each epoch.
-"""
+"""The target domain of DANN: unlabelled rows mixed into training, a labelled target test scored each epoch."""
 
 from __future__ import annotations
 
@@ -92,5 +91,3 @@ def mix_domains(source_train, target_train):
     source_train = source_train.cast(features)
     target_train = target_train.select_columns(source_train.column_names).cast(features)
     return concatenate_datasets([source_train, target_train])
-
-

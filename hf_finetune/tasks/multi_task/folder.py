@@ -1,5 +1,4 @@
-"""A multi-task model folder: the encoder, `heads.safetensors` and `multitask.json`.
-"""
+"""A multi-task model folder: the encoder, `heads.safetensors` and `multitask.json`."""
 
 from __future__ import annotations
 
@@ -58,11 +57,8 @@ def load_multitask_weights(folder: Path, model: MultiTaskModel) -> None:
     are saved under (ViT) to the live ones; a plain `load_state_dict` would silently match nothing."""
     from safetensors.torch import load_file
 
-
     if not (folder / HEADS_FILE).is_file():
         raise UserError(f"{folder} holds no {HEADS_FILE}: not a multi-task checkpoint")
     encoder = load_backbone(str(folder)).model
     model.encoder.load_state_dict(encoder.state_dict(), strict=True)
     model.heads.load_state_dict(load_file(str(folder / HEADS_FILE)), strict=True)
-
-

@@ -32,10 +32,6 @@ TASK_COLUMN = "task_id"
 PAD_LOGIT = -1.0e4
 
 
-
-
-
-
 def flat_label_names(tasks: dict[str, list[str]]) -> list[str]:
     """`task:label` for every head's labels: the run's label list (config.json id2label, resume checks)."""
     return [f"{task}:{label}" for task, labels in tasks.items() for label in labels]
@@ -102,20 +98,4 @@ class MultiTaskModel(nn.Module):
 # --- Which task each training batch comes from ---
 
 
-
-
-
-
 # --- The folder: encoder (save_pretrained) + heads + multitask.json ---
-
-
-
-
-
-
-
-
-
-
-
-

@@ -1,5 +1,4 @@
-"""Predict with a multi-task folder: the chosen heads' labels and probabilities.
-"""
+"""Predict with a multi-task folder: the chosen heads' labels and probabilities."""
 
 from __future__ import annotations
 
@@ -24,7 +23,6 @@ class MultiTaskPredictor:
 
     def __init__(self, folder, batch_size: int = 32, max_seq_length: int = 128):
         from safetensors.torch import load_file
-
 
         self.folder = Path(folder).expanduser()
         if not is_multitask_folder(self.folder):
@@ -83,7 +81,6 @@ class MultiTaskPredictor:
             )
         from PIL import Image
 
-
         images = []
         for item in batch:
             if isinstance(item, (str, Path)):
@@ -94,5 +91,3 @@ class MultiTaskPredictor:
                     raise UserError(f"cannot read image {item}: {exc}") from None
             images.append(to_rgb(item))
         return {"pixel_values": self.image_processor(images=images, return_tensors="pt")["pixel_values"]}
-
-

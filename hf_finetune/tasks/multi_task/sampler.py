@@ -1,5 +1,4 @@
-"""Which task each batch comes from: proportional, uniform or temperature sampling, seeded per epoch.
-"""
+"""Which task each batch comes from: proportional, uniform or temperature sampling, seeded per epoch."""
 
 from __future__ import annotations
 
@@ -73,5 +72,3 @@ class TaskBatchSampler(torch.utils.data.Sampler):
                 batch.append(self.offsets[task] + streams[task].pop())
             yield batch
         self.epoch += 1
-
-

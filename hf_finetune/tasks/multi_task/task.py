@@ -359,7 +359,6 @@ class MultiTask(Task):
         """`misclassified.jsonl`: wrong predictions of every head, each task's most confident first."""
         import numpy as np
 
-
         tasks = tasks_from_flat(data.label_names)
         logits, task_ids = prediction.predictions
         rows = []
@@ -458,6 +457,5 @@ class TaskTagged:
 
 def collate_tagged_images(examples: list[dict]) -> dict:
     import torch
-
 
     return {**collate_images(examples), "task_ids": torch.stack([e["task_ids"] for e in examples])}

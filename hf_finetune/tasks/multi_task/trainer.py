@@ -1,5 +1,4 @@
-"""The Trainer of a multi-task run: one task per batch, its head's loss.
-"""
+"""The Trainer of a multi-task run: one task per batch, its head's loss."""
 
 from __future__ import annotations
 
@@ -52,5 +51,3 @@ class MultiTaskTrainer(StrategyTrainer):
 
     def _load_best_model(self) -> None:
         load_multitask_weights(Path(self.state.best_model_checkpoint), self.model)
-
-
