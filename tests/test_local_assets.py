@@ -60,3 +60,12 @@ def test_digits_loader_is_fixed_and_stratified():
     assert data["train"][0]["image"].size == (8, 8)
     assert min(Counter(data["test"]["label"]).values()) >= 34  # ~36 per digit in test
     assert digits()["test"]["label"] == data["test"]["label"]
+
+
+def test_pretrained_vit_location_is_the_one_the_pretraining_recipe_writes():
+    from pathlib import Path
+
+    from hf_finetune.assets.models import PRETRAINED_VIT_DIR
+    from hf_finetune.recipes import load_recipe, resolve_recipe_path
+
+    assert Path(load_recipe(resolve_recipe_path("vit_fashion_source"))["output_dir"]) == PRETRAINED_VIT_DIR
