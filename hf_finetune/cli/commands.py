@@ -35,6 +35,7 @@ COMMANDS = {
         Command("compare", "compare:compare_main", "transfer methods side by side on one recipe's splits: hf-finetune compare --config R --strategies ..."),
         Command("merge", "publish:merge_main", "merge PEFT adapters into their base model: hf-finetune merge --model DIR --out DIR2"),
         Command("push", "publish:push_main", "push a finished run to the Hugging Face Hub: hf-finetune push --model DIR --repo-id user/name"),
+        Command("tune", "tune:tune_main", "hyper-parameter search on Optuna, resumable, many workers: hf-finetune tune --config R --n_trials N"),
         Command("advise", "advise:advise_main", "measure a checkpoint on your data and recommend a strategy: hf-finetune advise --model M --data D"),
         Command("recipes", "listing:recipes_main", "list the shipped recipes"),
         Command("strategies", "listing:strategies_main", "list the transfer strategies"),

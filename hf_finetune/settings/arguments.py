@@ -69,6 +69,15 @@ class RunArguments:
             "checkpoint-N folder to resume from."
         },
     )
+    tune_space: str | None = field(
+        default=None,
+        metadata={
+            "help": "`hf-finetune tune` only (train ignores it): the search space, by recipe key. In YAML a mapping "
+            "`key: [choices]`, `key: {low: L, high: H, log: true}`, `key: value` (fixed) or `key: null` (not "
+            "searched); on the command line the same as a YAML/JSON string. It narrows the strategies' and the "
+            "common spaces; `replace: true` inside it searches only what it lists. See docs/tuning.md."
+        },
+    )
 
 
 @dataclass

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from hf_finetune.settings.search_space import learning_rate_range
+
 
 class Strategy:
     """Hooks a strategy may override; the defaults change nothing."""
@@ -30,6 +32,16 @@ class Strategy:
     def __init__(self, cfg):
         self.cfg = cfg
         self.args = cfg.strategy_options(self.Arguments) if self.Arguments else None
+
+    @classmethod
+    def search_space(cls, num_blocks: int, learning_rate: float | None = None) -> dict:
+        """What `hf-finetune tune` searches for this strategy, by recipe key (`settings.search_space` shapes).
+
+        A strategy that decides what trains owns the learning rate: a log range around `learning_rate`
+        (the recipe's, when the recipe was tuned for this strategy) or its own default. Strategies with
+        options add theirs; `num_blocks` bounds options counted in blocks."""
+        centre = learning_rate or cls.default_learning_rate
+        return {"learning_rate": learning_rate_range(centre)} if cls.decides_what_trains and centre else {}
 
     def check(self, layout) -> None:
         """Validate options against the discovered layout (e.g. k <= number of blocks); raise UserError."""

@@ -2,6 +2,7 @@ from dataclasses import dataclass, field
 
 from hf_finetune.errors import UserError
 from hf_finetune.modeling.layers import EMBEDDINGS
+from hf_finetune.settings.search_space import IntRange
 from hf_finetune.strategies import register_strategy
 from hf_finetune.strategies.base import Strategy
 
@@ -28,6 +29,11 @@ class FreezeBottom(Strategy):
     name = "freeze_bottom"
     summary = "freeze embeddings + the first freeze_num_layers blocks, train the rest"
     Arguments = FreezeBottomArguments
+
+    @classmethod
+    def search_space(cls, num_blocks, learning_rate=None):
+        # Up to all but the top block: freezing every block is a linear probe, a strategy of its own.
+        return {"freeze_num_layers": IntRange(0, max(num_blocks - 1, 0))}
 
     def check(self, layout):
         k = self.args.freeze_num_layers

@@ -2,6 +2,7 @@ from dataclasses import dataclass, field
 
 from hf_finetune.errors import UserError
 from hf_finetune.modeling.layers import HEAD
+from hf_finetune.settings.search_space import FloatRange, IntRange
 from hf_finetune.strategies import register_strategy
 from hf_finetune.strategies.base import Strategy
 
@@ -32,6 +33,12 @@ class GradualUnfreeze(Strategy):
     name = "gradual_unfreeze"
     summary = "train the head first, then unfreeze one block group per epoch (or N steps) from the top"
     Arguments = GradualUnfreezeArguments
+
+    @classmethod
+    def search_space(cls, num_blocks, learning_rate=None):
+        # A stage every quarter epoch to every epoch (ULMFiT's 1); up to a third of the blocks at once.
+        return {"gradual_unfreeze_every_epochs": FloatRange(0.25, 1.0),
+                "gradual_unfreeze_blocks_per_stage": IntRange(1, max(num_blocks // 3, 1))}  # fmt: skip
 
     def check(self, layout):
         if self.args.gradual_unfreeze_blocks_per_stage < 1:

@@ -2,6 +2,7 @@ from dataclasses import dataclass, field
 
 from hf_finetune.errors import UserError
 from hf_finetune.modeling.layers import HEAD
+from hf_finetune.settings.search_space import FloatRange
 from hf_finetune.strategies import register_strategy
 from hf_finetune.strategies.base import Strategy
 
@@ -34,6 +35,11 @@ class L2SP(Strategy):
     name = "l2sp"
     summary = "add alpha/2*||w - w_pretrained||^2 over the backbone + beta/2*||w_head||^2 to the loss"
     Arguments = L2spArguments
+
+    @classmethod
+    def search_space(cls, num_blocks, learning_rate=None):
+        # Log range around the default 0.01: 1e-4 is barely a pull, 1 (10x Li et al.'s SGD value) nearly pins w0.
+        return {"l2sp_alpha": FloatRange(1e-4, 1.0, log=True)}
 
     def check(self, layout):
         if self.args.l2sp_alpha < 0 or self.args.l2sp_beta < 0:

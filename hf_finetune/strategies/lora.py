@@ -3,6 +3,7 @@ from dataclasses import dataclass, field
 from hf_finetune.errors import UserError
 from hf_finetune.modeling.adapters import PEFT_REFUSES, wrap_with_peft
 from hf_finetune.modeling.layers import block_linear_modules, discover_blocks, head_module_names
+from hf_finetune.settings.search_space import Choice
 from hf_finetune.strategies import register_strategy
 from hf_finetune.strategies.base import Strategy
 
@@ -36,6 +37,12 @@ class Lora(Strategy):
     decides_what_trains = True
     default_learning_rate = 5e-4  # the LoRA paper's range for RoBERTa-base on GLUE (4e-4..5e-4)
     refuses = PEFT_REFUSES
+
+    @classmethod
+    def search_space(cls, num_blocks, learning_rate=None):
+        # Ranks 4-32 cover the LoRA paper's sweep where it still helps; alpha as 1x-4x a middle rank.
+        return {**super().search_space(num_blocks, learning_rate), "lora_r": Choice((4, 8, 16, 32)),
+                "lora_alpha": Choice((8, 16, 32, 64))}  # fmt: skip
 
     def prepare_model(self, model, new_keys):
         a = self.args
