@@ -56,7 +56,14 @@ def local_file(url: str) -> Path | None:
 
 
 def open_storage(url: str):
-    """An Optuna storage for `url`; a URL that cannot be opened is a one-line error."""
+    """An Optuna storage for `url`; a URL that cannot be opened is a one-line error. Workers starting together
+    on one new SQLite file would both create its tables: on this machine they take turns."""
+    path = local_file(url)
+    with study_lock(url) if path is not None and path.parent.is_dir() else contextlib.nullcontext():
+        return open_unlocked(url)
+
+
+def open_unlocked(url: str):
     try:
         if url.startswith(JOURNAL_PREFIX):
             path = local_file(url)

@@ -164,8 +164,9 @@ class Tuner:
     def open_study(self):
         self.out.mkdir(parents=True, exist_ok=True)
         storage = self.storage if self.options.storage else open_storage(self.storage_url)
-        study = optuna.create_study(storage=storage, study_name=self.study_name, direction=self.direction,
-                                    sampler=self.sampler(), pruner=self.pruner(), load_if_exists=True)  # fmt: skip
+        with study_lock(self.storage_url):  # two new workers would both create the study
+            study = optuna.create_study(storage=storage, study_name=self.study_name, direction=self.direction,
+                                        sampler=self.sampler(), pruner=self.pruner(), load_if_exists=True)  # fmt: skip
         recorded = study.user_attrs.get("metric")
         if recorded is None:
             study.set_user_attr("metric", self.metric)
