@@ -24,7 +24,9 @@ from hf_finetune.analysis.tuning.space import build_space
 from hf_finetune.outputs import COMPLETE_MARKER
 from hf_finetune.recipes import parse_config
 
-TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37, max_position_embeddings=64)
+TINY = dict(
+    hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37, max_position_embeddings=64
+)
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
 
 
@@ -180,3 +182,32 @@ def test_each_strategy_declares_its_space_bounded_by_the_models_depth(recipe):
     assert space.own["lora"]["learning_rate"].high == pytest.approx(5e-4 * 5)
     assert "weight_decay" not in space.common and "num_train_epochs" in space.common  # fixed on the command line
     assert space.param_name("lora", "learning_rate") == "lora:learning_rate"
+
+
+def test_a_running_trial_whose_worker_is_gone_is_failed_and_queued_again_with_its_params_and_folder(tmp_path):
+    """Same host: a dead pid is noticed at once; another host: only after STALE_AFTER_S without a heartbeat."""
+    import socket
+
+    from hf_finetune.analysis.tuning.storage import STALE_AFTER_S, open_storage, release_stale
+
+    study = optuna.create_study(storage=open_storage(f"journal:{tmp_path / 'journal.log'}"), study_name="s")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    workers = {
+        "dead here": {"host": socket.gethostname(), "pid": int(dead.stdout), "heartbeat": time.time()},
+        "silent elsewhere": {"host": "other-machine", "pid": 1, "heartbeat": time.time() - STALE_AFTER_S - 5},
+        "alive elsewhere": {"host": "other-machine", "pid": 1, "heartbeat": time.time()},
+        "alive here": {"host": socket.gethostname(), "pid": os.getpid(), "heartbeat": time.time()},
+    }
+    for i, attrs in enumerate(workers.values()):
+        trial = study.ask()
+        trial.suggest_float("learning_rate", 1e-5, 1e-3, log=True)
+        for key, value in {**attrs, "folder": f"trial-{i}"}.items():
+            trial.set_user_attr(key, value)
+    release_stale(study)
+    trials = optuna.load_study(study_name="s", storage=open_storage(f"journal:{tmp_path / 'journal.log'}")).trials
+    assert [t.state for t in trials[:4]] == [TrialState.FAIL, TrialState.FAIL, TrialState.RUNNING, TrialState.RUNNING]
+    retries = trials[4:]
+    assert [t.state for t in retries] == [TrialState.WAITING] * 2
+    assert [t.user_attrs["retry_of"] for t in retries] == [0, 1]
+    assert [t.user_attrs["folder"] for t in retries] == ["trial-0", "trial-1"]
+    assert retries[0].system_attrs["fixed_params"] == trials[0].params

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from hf_finetune.analysis.tuning.report import BEST_RECIPE, TRIALS_CSV, best_trial, write_report
-from hf_finetune.analysis.tuning.study import Tuner, TuneOptions
+from hf_finetune.analysis.tuning.study import TuneOptions, Tuner
 from hf_finetune.cli.commands import summary
 from hf_finetune.cli.common import CommandParser
 from hf_finetune.errors import EXIT_OK, UserError

@@ -132,8 +132,10 @@ def build_space(cfg, num_blocks: int, strategies: list[str] | None, fixed: set[s
         for own in space.own.values():
             own.pop(key, None)
     if len(space.strategies) == 1 and not space.params(space.strategies[0]):
-        raise UserError("the search space is empty (every knob is fixed on the command line or set to null in "
-                        "tune_space); leave at least one knob to search")
+        raise UserError(
+            "the search space is empty (every knob is fixed on the command line or set to null in "
+            "tune_space); leave at least one knob to search"
+        )
     return space
 
 

@@ -216,7 +216,10 @@ class Tuner:
         if "learning_rate" not in values and "learning_rate" not in self.fixed:
             if strategy != "+".join(self.base.strategy.strategy_names):  # the recipe's rate is another strategy's
                 classes = resolve_strategies(strategy.split("+"))
-                values = {**values, "learning_rate": next(c.default_learning_rate for c in classes if c.default_learning_rate)}
+                values = {
+                    **values,
+                    "learning_rate": next(c.default_learning_rate for c in classes if c.default_learning_rate),
+                }
         for key, value in values.items():
             argv += [f"--{key}", str(value)]
         return argv
