@@ -94,7 +94,10 @@ def trials_table(study, metric: str) -> list[str]:
         params = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in t.params.items())
         seconds = f"{t.duration.total_seconds():.0f}" if t.duration else ""
         folder = Path(t.user_attrs.get("folder", "")).name
-        lines.append(f"| {t.number} | {t.state.name.lower()} | {value} | {params} | {seconds} | {folder} |")
+        state = t.state.name.lower() + (" (advisor's)" if t.user_attrs.get("advised") else "")
+        if "retry_of" in t.user_attrs:
+            state += f" (retry of {t.user_attrs['retry_of']})"
+        lines.append(f"| {t.number} | {state} | {value} | {params} | {seconds} | {folder} |")
     return lines
 
 
