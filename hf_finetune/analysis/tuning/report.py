@@ -82,7 +82,7 @@ def save_plots(study, out: Path) -> dict[str, str]:
             figure.tight_layout()
             figure.savefig(out / name, dpi=110)
             plt.close(figure)
-        except (ValueError, RuntimeError, ZeroDivisionError) as exc:
+        except Exception as exc:  # a plot is a report's extra: whatever fails in it must not stop the study
             notes[name] = str(exc).split("\n")[0] or type(exc).__name__
     return notes
 

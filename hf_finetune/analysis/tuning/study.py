@@ -242,10 +242,11 @@ class Tuner:
             summary = read_json(folder / METRICS)
             study.tell(trial, summary["metrics"]["validation"][self.metric])
             return
-        cfg = parse_config(self.trial_argv(strategy, values, folder), prog="hf-finetune tune")
         shown = ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in values.items())
         logger.info("trial %d (%s): %s; %s", trial.number, folder, strategy, shown)
         try:
+            # Inside the try: a sampled combination the checks refuse fails this trial, not the study's bookkeeping.
+            cfg = parse_config(self.trial_argv(strategy, values, folder), prog="hf-finetune tune")
             with Heartbeat(trial):
                 result = run(cfg, data=self.trial_data(), callbacks=(PruneOnEvaluation(trial, self.metric),))
         except optuna.TrialPruned as exc:
