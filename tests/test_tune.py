@@ -211,3 +211,13 @@ def test_a_running_trial_whose_worker_is_gone_is_failed_and_queued_again_with_it
     assert [t.user_attrs["retry_of"] for t in retries] == [0, 1]
     assert [t.user_attrs["folder"] for t in retries] == ["trial-0", "trial-1"]
     assert retries[0].system_attrs["fixed_params"] == trials[0].params
+
+
+def test_the_grid_covers_each_strategy_with_only_its_own_knobs(recipe):
+    cfg = parse_config(["--config", str(recipe), "--tune_space", "{replace: true, learning_rate: {low: 1.0e-5, "
+                        "high: 1.0e-3, log: true}, lora_r: [4, 8]}"])  # fmt: skip
+    space = build_space(cfg, num_blocks=2, strategies=["full", "lora"], fixed=set())
+    grid = space.grid()
+    assert len(grid) == 3 + 3 * 2  # full: 3 rates; lora: 3 rates x 2 ranks (no full x lora cross product)
+    assert {"strategy": "full", "full:learning_rate": pytest.approx(1e-4)} in grid  # geometric middle
+    assert all(set(p) == {"strategy", "lora:learning_rate", "lora:lora_r"} for p in grid if p["strategy"] == "lora")

@@ -10,7 +10,7 @@ of LoRA live in different ranges and must not share one model in the sampler.
 from __future__ import annotations
 
 import dataclasses
-import math
+import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,15 +51,19 @@ class SearchSpace:
         out.update({self.param_name(strategy, k): (k, d) for k, d in self.own[strategy].items()})
         return out
 
-    def grid(self) -> dict[str, list]:
-        """Every parameter with its grid points, for Optuna's GridSampler."""
-        grid = {STRATEGY_KEY: list(self.strategies)} if len(self.strategies) > 1 else {}
-        for strategy in self.strategies:
-            grid.update({name: dist.grid() for name, (_, dist) in self.params(strategy).items()})
-        return grid
+    def grid(self) -> list[dict]:
+        """Every grid point as the parameters of one trial (3 points per range), strategy by strategy.
 
-    def grid_size(self) -> int:
-        return math.prod(len(points) for points in self.grid().values())
+        Optuna's GridSampler takes one product over all parameters, so with several strategies it would
+        spend trials on combinations of knobs a trial never uses, and it stops the study from inside
+        `tell`, which only works in `study.optimize`; enqueuing the points works with ask-and-tell."""
+        points = []
+        for strategy in self.strategies:
+            names = list(self.params(strategy))
+            fixed = {STRATEGY_KEY: strategy} if len(self.strategies) > 1 else {}
+            axes = [dist.grid() for _, dist in self.params(strategy).values()]
+            points += [{**fixed, **dict(zip(names, combo, strict=True))} for combo in itertools.product(*axes)]
+        return points
 
     def describe(self) -> list[str]:
         lines = [f"strategy: {', '.join(self.strategies)}"]

@@ -137,7 +137,7 @@ class Tuner:
         self.study_name = options.study_name or f"{stem}-tune"
         self.n_trials = options.n_trials
         if options.sampler == "grid":
-            self.n_trials = min(self.n_trials, self.space.grid_size())
+            self.n_trials = min(self.n_trials, len(self.space.grid()))
         if options.storage:  # the user's storage is checked before anything is written
             self.storage = open_storage(self.storage_url)
         self._data = None
@@ -146,9 +146,7 @@ class Tuner:
 
     def sampler(self):
         seed = self.options.sampler_seed
-        if self.options.sampler == "grid":
-            return optuna.samplers.GridSampler(self.space.grid(), seed=seed)
-        if self.options.sampler == "random":
+        if self.options.sampler in ("random", "grid"):  # grid: every point is enqueued (`enqueue_grid`)
             return optuna.samplers.RandomSampler(seed=seed)
         # TPE's default of 10 random trials first would leave a 12-trial study almost random: a third, 3-10.
         startup = min(10, max(3, self.n_trials // 3))
@@ -199,6 +197,8 @@ class Tuner:
         study = self.open_study()
         if self.options.advise_first:
             self.enqueue_advice(study)
+        if self.options.sampler == "grid":
+            self.enqueue_grid(study)
         started = time.time()
         while (trial := self.next_trial(study, started)) is not None:
             self.run_trial(study, trial)
@@ -272,6 +272,15 @@ class Tuner:
         remove_checkpoints(folder)
         study.tell(trial, state=TrialState.PRUNED)
         logger.info("trial %d pruned: %s", trial.number, reason)
+
+    def enqueue_grid(self, study) -> None:
+        """The grid's points as waiting trials of a new study, once (a resumed study already holds them)."""
+        with study_lock(self.storage_url):
+            if study.user_attrs.get("grid_enqueued"):
+                return
+            for params in self.space.grid():
+                study.enqueue_trial(params, skip_if_exists=True)
+            study.set_user_attr("grid_enqueued", True)
 
     def enqueue_advice(self, study) -> None:
         """`hf-finetune advise`'s recommendation as the first trial of a new study (measured once, ~10-20 s)."""
