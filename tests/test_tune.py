@@ -191,9 +191,10 @@ def test_a_running_trial_whose_worker_is_gone_is_failed_and_queued_again_with_it
     from hf_finetune.analysis.tuning.storage import STALE_AFTER_S, open_storage, release_stale
 
     study = optuna.create_study(storage=open_storage(f"journal:{tmp_path / 'journal.log'}"), study_name="s")
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # reaped: its pid names no process now
     workers = {
-        "dead here": {"host": socket.gethostname(), "pid": int(dead.stdout), "heartbeat": time.time()},
+        "dead here": {"host": socket.gethostname(), "pid": dead.pid, "heartbeat": time.time()},
         "silent elsewhere": {"host": "other-machine", "pid": 1, "heartbeat": time.time() - STALE_AFTER_S - 5},
         "alive elsewhere": {"host": "other-machine", "pid": 1, "heartbeat": time.time()},
         "alive here": {"host": socket.gethostname(), "pid": os.getpid(), "heartbeat": time.time()},
