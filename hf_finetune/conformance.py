@@ -31,7 +31,7 @@ from transformers import (
 from .config import config_from_dict
 from .errors import UserError
 from .layers import HEAD
-from .transfer import TransferPlan, resolve_strategies, unwrap_peft
+from .transfer import TransferPlan, resolve_strategies
 
 TASK_CLASSES = {
     "text-classification": AutoModelForSequenceClassification,
@@ -53,7 +53,9 @@ DOCS_TABLE = Path("docs/support.md")  # relative to REPO_ROOT
 
 _TEXT = dict(hidden_size=32, num_attention_heads=2, intermediate_size=37, vocab_size=99, max_position_embeddings=64)
 _TEXT2 = dict(_TEXT, num_hidden_layers=2)
-_VIT = dict(hidden_size=32, num_attention_heads=2, intermediate_size=37, image_size=32, patch_size=4, num_hidden_layers=2)
+_VIT = dict(
+    hidden_size=32, num_attention_heads=2, intermediate_size=37, image_size=32, patch_size=4, num_hidden_layers=2
+)
 _STAGES = dict(hidden_sizes=[8, 16], depths=[1, 2])
 _SWIN = dict(embed_dim=16, depths=[1, 2], num_heads=[1, 2], image_size=32, patch_size=4, window_size=4)
 _BOTH_TEXT = ("text-classification", "token-classification")
@@ -77,7 +79,9 @@ FAMILIES = [
     Family("deberta", dict(_TEXT2, relative_attention=True, max_relative_positions=16), _BOTH_TEXT),
     Family(
         "deberta-v2",
-        dict(_TEXT2, relative_attention=True, position_buckets=8, pos_att_type=["p2c", "c2p"], norm_rel_ebd="layer_norm"),
+        dict(
+            _TEXT2, relative_attention=True, position_buckets=8, pos_att_type=["p2c", "c2p"], norm_rel_ebd="layer_norm"
+        ),
         _BOTH_TEXT,
     ),
     Family("electra", dict(_TEXT2, embedding_size=16), _BOTH_TEXT),
@@ -86,14 +90,25 @@ FAMILIES = [
     Family("mpnet", _TEXT2, _BOTH_TEXT),
     Family(
         "modernbert",
-        dict(_TEXT2, global_attn_every_n_layers=2, local_attention=8, pad_token_id=0, bos_token_id=1, eos_token_id=2,
-             cls_token_id=1, sep_token_id=2),
+        dict(
+            _TEXT2,
+            global_attn_every_n_layers=2,
+            local_attention=8,
+            pad_token_id=0,
+            bos_token_id=1,
+            eos_token_id=2,
+            cls_token_id=1,
+            sep_token_id=2,
+        ),
         _BOTH_TEXT,
     ),  # fmt: skip
     Family("longformer", dict(_TEXT2, attention_window=4), _BOTH_TEXT),
     Family("big_bird", dict(_TEXT2, attention_type="original_full"), _BOTH_TEXT),
-    Family("funnel", dict(d_model=32, n_head=2, d_head=16, d_inner=37, vocab_size=99, block_sizes=[1, 1],
-                          num_decoder_layers=1), _BOTH_TEXT),  # fmt: skip
+    Family(
+        "funnel",
+        dict(d_model=32, n_head=2, d_head=16, d_inner=37, vocab_size=99, block_sizes=[1, 1], num_decoder_layers=1),
+        _BOTH_TEXT,
+    ),  # fmt: skip
     Family(
         "mobilebert",
         dict(_TEXT2, embedding_size=16, intra_bottleneck_size=16, true_hidden_size=16, num_feedforward_networks=2),
@@ -114,11 +129,32 @@ FAMILIES = [
     Family("regnet", dict(_STAGES, embedding_size=8, groups_width=8), _IMAGE),
     Family("efficientnet", dict(image_size=32, width_coefficient=0.1, depth_coefficient=0.1, hidden_dim=128), _IMAGE),
     Family("mobilenet_v2", dict(depth_multiplier=0.1, image_size=32), _IMAGE),
-    Family("mobilevit", dict(image_size=32, patch_size=2, hidden_sizes=[16, 16, 16], neck_hidden_sizes=[8, 8, 8, 8, 8, 8, 16],
-                             num_attention_heads=2), _IMAGE),  # fmt: skip
-    Family("levit", dict(image_size=32, hidden_sizes=[16, 32, 48], num_attention_heads=[1, 2, 3], depths=[1, 1, 1],
-                         key_dim=[8, 8, 8], architectures=["LevitForImageClassification"]), _IMAGE),  # fmt: skip
-    Family("poolformer", dict(_STAGES, num_encoder_blocks=2, patch_sizes=[7, 3], strides=[4, 2], padding=[2, 1]), _IMAGE),
+    Family(
+        "mobilevit",
+        dict(
+            image_size=32,
+            patch_size=2,
+            hidden_sizes=[16, 16, 16],
+            neck_hidden_sizes=[8, 8, 8, 8, 8, 8, 16],
+            num_attention_heads=2,
+        ),
+        _IMAGE,
+    ),  # fmt: skip
+    Family(
+        "levit",
+        dict(
+            image_size=32,
+            hidden_sizes=[16, 32, 48],
+            num_attention_heads=[1, 2, 3],
+            depths=[1, 1, 1],
+            key_dim=[8, 8, 8],
+            architectures=["LevitForImageClassification"],
+        ),
+        _IMAGE,
+    ),  # fmt: skip
+    Family(
+        "poolformer", dict(_STAGES, num_encoder_blocks=2, patch_sizes=[7, 3], strides=[4, 2], padding=[2, 1]), _IMAGE
+    ),
 ]
 BY_TYPE = {f.model_type: f for f in FAMILIES}
 # Cells that must refuse, with a phrase their one-line error contains. Every family above has a

@@ -57,7 +57,10 @@ FAMILY_STACKS: dict[str, tuple[str, ...]] = {
 }
 # Families whose stage i > 0 starts with a downsampling module kept in a list beside the stages
 # (PoolFormer's `encoder.patch_embeddings[i]`): it joins stage i's first layer; element 0 is the stem.
-FAMILY_STAGE_INPUTS: dict[str, str] = {"poolformer": "encoder.patch_embeddings", "segformer": "encoder.patch_embeddings"}
+FAMILY_STAGE_INPUTS: dict[str, str] = {
+    "poolformer": "encoder.patch_embeddings",
+    "segformer": "encoder.patch_embeddings",
+}
 # Shared tables that are not named like one: DeBERTa-v2's `encoder.LayerNorm` normalises only
 # `rel_embeddings` (in `get_rel_embedding`), never a layer's output, so it lives with the table.
 FAMILY_SHARED: dict[str, tuple[str, ...]] = {"deberta-v2": ("encoder.LayerNorm.",)}

@@ -10,7 +10,6 @@ one line, and docs/support.md must say what these tests saw.
 from __future__ import annotations
 
 import pytest
-import torch
 from torch import nn
 
 from hf_finetune import conformance
@@ -89,7 +88,10 @@ def test_shared_tables_and_stems_live_in_embeddings(family, task, name):
 
 @pytest.mark.parametrize(
     "family, name",
-    [("efficientnet", "efficientnet.encoder.top_conv.weight"), ("mobilenet_v2", "mobilenet_v2.conv_1x1.convolution.weight")],
+    [
+        ("efficientnet", "efficientnet.encoder.top_conv.weight"),
+        ("mobilenet_v2", "mobilenet_v2.conv_1x1.convolution.weight"),
+    ],
 )
 def test_top_convolutions_share_the_top_block(family, name):
     layout = discover_blocks(conformance.build_model(family, "image-classification"))
