@@ -117,13 +117,16 @@ def check_tokenizer_folder(name: str) -> None:
         raise UserError(f"no tokenizer files in {name}; pass --tokenizer_name with a tokenizer id or folder")
 
 
-def load_tokenizer(args: ModelArguments):
+def load_tokenizer(args: ModelArguments, **options):
+    """`options`: tokenizer settings such as `add_prefix_space` (`hf_finetune.pretokenized`)."""
     from transformers import AutoTokenizer
 
     name = resolve_checkpoint(args.tokenizer_name or args.model_name_or_path)
     check_tokenizer_folder(name)
     try:
-        return AutoTokenizer.from_pretrained(name, revision=args.revision, trust_remote_code=args.trust_remote_code)
+        return AutoTokenizer.from_pretrained(
+            name, revision=args.revision, trust_remote_code=args.trust_remote_code, **options
+        )
     except Exception as exc:
         raise UserError(f"cannot load the tokenizer of '{name}': {first_line(exc)}") from None
 

@@ -17,7 +17,8 @@ import logging
 
 from ..data import encode_splits, load_token_data
 from ..errors import UserError
-from ..modeling import load_classifier, load_tokenizer
+from ..modeling import load_classifier
+from ..pretokenized import load_word_tokenizer
 from . import register_task
 from .base import Task
 
@@ -51,13 +52,7 @@ class TokenClassification(Task):
         return load_token_data(self.cfg.data, seed=self.cfg.training.seed)
 
     def load_processor(self):
-        tokenizer = load_tokenizer(self.cfg.model)
-        if not tokenizer.is_fast:
-            raise UserError(
-                f"the tokenizer of {self.cfg.model.tokenizer_name or self.cfg.model.model_name_or_path} is not a fast "
-                "tokenizer: token classification needs its word ids to align tags with sub-tokens"
-            )
-        return tokenizer
+        return load_word_tokenizer(self.cfg.model)
 
     def load_model(self, label_names):
         from transformers import AutoModelForTokenClassification
