@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .adapters import is_adapter_folder, save_adapter_config
-from .checkpoints import check_resumable, load_renamed_weights, plan_resume, remove_incomplete
+from .checkpoints import check_resumable, plan_resume, remove_incomplete
 from .config import RunConfig, write_run_config
 from .hub import keep_trainer_from_pushing, push_folder, push_settings
 from .interruption import Interrupted
@@ -158,7 +158,6 @@ def run(cfg: RunConfig, data=None, callbacks: tuple = ()) -> RunResult:
     started = time.time()
     train_output = train_or_stop(trainer, checkpoint, cfg.run.resume, out)
     train_runtime = time.time() - started
-    reload_best_model(trainer)
     task.after_training(trainer, encoded, data)
     trainer.save_model(str(out))
     adapter = is_adapter_folder(out)
@@ -269,13 +268,6 @@ def describe_hardware(trainer, state) -> str:
     precision = trainer.accelerator.mixed_precision
     parts.append("fp32" if precision == "no" else precision)
     return ", ".join(parts)
-
-
-def reload_best_model(trainer) -> None:
-    """Make `load_best_model_at_end` true for every architecture (Trainer's reload misses renamed weights)."""
-    best = trainer.state.best_model_checkpoint
-    if trainer.args.load_best_model_at_end and best and load_renamed_weights(Path(best), trainer.model):
-        logger.info("reloaded the best checkpoint %s through from_pretrained (renamed weights)", best)
 
 
 def write_outputs(out, cfg, task, trainer, data, predictions, report_split, summary, train_metrics) -> None:
