@@ -12,11 +12,11 @@ from __future__ import annotations
 import pytest
 from torch import nn
 
-from hf_finetune import conformance
-from hf_finetune.config import config_from_dict
+from hf_finetune.analysis import conformance
 from hf_finetune.errors import UserError
-from hf_finetune.layers import BACKBONE, EMBEDDINGS, HEAD, discover_blocks
-from hf_finetune.transfer import TransferPlan, resolve_strategies
+from hf_finetune.modeling.layers import BACKBONE, EMBEDDINGS, HEAD, discover_blocks
+from hf_finetune.recipes import config_from_dict
+from hf_finetune.strategies.plan import TransferPlan, resolve_strategies
 
 CELLS = conformance.cells()
 
@@ -52,7 +52,7 @@ def test_every_family_the_issue_lists_is_in_the_matrix():
 
 
 def test_support_table_in_docs_matches_the_matrix():
-    """Regenerate with `python -m hf_finetune.conformance --write` after changing the matrix."""
+    """Regenerate with `python -m hf_finetune.analysis.conformance --write` after changing the matrix."""
     table = conformance.support_table([conformance.run_cell(*key) for key in CELLS])
     assert "FAILS" not in table
     committed = (conformance.REPO_ROOT / conformance.DOCS_TABLE).read_text(encoding="utf-8")

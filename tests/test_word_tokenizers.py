@@ -8,10 +8,10 @@ import pytest
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 from transformers import BertTokenizer, RobertaTokenizer, XLMRobertaTokenizer
 
-from hf_finetune.config import ModelArguments
+from hf_finetune.data.tags import IGNORE, align_labels
 from hf_finetune.errors import UserError
-from hf_finetune.pretokenized import load_word_tokenizer, needs_prefix_space
-from hf_finetune.tags import IGNORE, align_labels
+from hf_finetune.modeling.pretokenized import load_word_tokenizer, needs_prefix_space
+from hf_finetune.settings.arguments import ModelArguments
 
 CORPUS = [
     "Mark Twain left Hannibal for New York in June 1853.",

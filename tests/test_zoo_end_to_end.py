@@ -13,7 +13,7 @@ from conftest import csv_recipe_args, read_json
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 from transformers import AutoConfig, AutoModel, pipeline
 
-from hf_finetune import conformance
+from hf_finetune.analysis import conformance
 from hf_finetune.cli import main
 
 pytestmark = pytest.mark.slow

@@ -1,6 +1,6 @@
-from ..layers import HEAD
-from . import register_strategy
-from .base import Strategy
+from hf_finetune.modeling.layers import HEAD
+from hf_finetune.strategies import register_strategy
+from hf_finetune.strategies.base import Strategy
 
 _BACKBONE_FROZEN = "the backbone is already frozen by linear_probe"
 
