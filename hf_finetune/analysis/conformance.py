@@ -317,6 +317,9 @@ def support_table(results: list[Cell]) -> str:
         "`yes` means: the weights the strategy trains moved, and every other weight stayed bit-identical.",
         "`blocks` is the number of layers the depth-based strategies count for the tiny config",
         "(staged models count the layers inside their stages; see `hf_finetune/modeling/layers.py`).",
+        "LoRA outputs are adapter folders: `hf-finetune merge` turns them into a plain model for `pipeline()`.",
+        "timm models (`TimmWrapperForImageClassification`) are not in the matrix: timm needs a torchvision",
+        "that imports with this project's CPU torch (see docs/model_zoo.md).",
     ]
     for task in TASK_CLASSES:
         rows = [c for c in results if c.task == task]
