@@ -222,3 +222,21 @@ def test_the_grid_covers_each_strategy_with_only_its_own_knobs(recipe):
     assert len(grid) == 3 + 3 * 2  # full: 3 rates; lora: 3 rates x 2 ranks (no full x lora cross product)
     assert {"strategy": "full", "full:learning_rate": pytest.approx(1e-4)} in grid  # geometric middle
     assert all(set(p) == {"strategy", "lora:learning_rate", "lora:lora_r"} for p in grid if p["strategy"] == "lora")
+
+
+def test_advise_first_enqueues_the_advisors_strategy_and_rate_as_the_first_trial(recipe, tmp_path):
+    from hf_finetune.analysis.tuning.study import TuneOptions, Tuner
+
+    options = TuneOptions(config=str(recipe), overrides=["--tune_space", "{}"], out=str(tmp_path / "study"),
+                          strategies=["full", "linear_probe", "freeze_bottom"], advise_first=True)  # fmt: skip
+    tuner = Tuner(options)
+    study = tuner.open_study()
+    tuner.enqueue_advice(study)
+    (first,) = study.get_trials(states=(TrialState.WAITING,))
+    assert first.number == 0 and first.user_attrs["advised"]
+    params = first.system_attrs["fixed_params"]
+    # 32 training rows is little data: the advisor picks a head-only or partly frozen strategy, with its rate
+    assert params["strategy"] in ("linear_probe", "freeze_bottom")
+    assert params[f"{params['strategy']}:learning_rate"] > 0
+    tuner.enqueue_advice(study)  # a study that already has trials gets no second advice
+    assert len(study.get_trials()) == 1
