@@ -11,11 +11,11 @@ ARGS ?=
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 
 # Standard tasks: `make <recipe>` fine-tunes the recipe's Hub checkpoint on its Hub data set (both need
-# the Hub, so no HF_HUB_OFFLINE here). Each is tasks/recipes/<name>.yaml; the task script comes from the
+# the Hub, so no HF_HUB_OFFLINE here). Each is hf_finetune/recipes/<data set>/<name>.yaml; the task script comes from the
 # recipe's `task:` key. Override: make sst2 MODEL=distilbert-base-uncased ACCELERATE_CONFIG=... ARGS="..."
 STANDARD_TASKS := sst2 imdb ag_news mrpc stsb conll2003 go_emotions cifar10 beans food101
 MODEL ?=
-recipe_task = $(shell sed -n 's/^task:[[:space:]]*\([A-Za-z0-9_]*\).*/\1/p' tasks/recipes/$(1).yaml)
+recipe_task = $(shell sed -n 's/^task:[[:space:]]*\([A-Za-z0-9_]*\).*/\1/p' $(wildcard hf_finetune/recipes/*/$(1).yaml))
 
 # The transfer report for the text demo: 5 strategies x 4 data fractions, one seed, 2 epochs each, and
 # at least compare's 30 optimizer steps per run (so 8 epochs at 5%). Sized to fit 30 minutes on 2 idle
@@ -88,7 +88,7 @@ help:
 	@echo "make demo-vision   pretrain a small ViT, fine-tune it on unseen Fashion-MNIST classes, offline"
 	@echo "make test          the whole test suite (what CI runs); make test-fast skips the slow runs"
 	@echo "make lint          ruff check and format check"
-	@echo "make <task>        a standard task on the Hub (recipe tasks/recipes/<task>.yaml):"
+	@echo "make <task>        a standard task on the Hub (recipe hf_finetune/recipes/*/<task>.yaml):"
 	@echo "                   $(STANDARD_TASKS)"
 	@echo "  options:         MODEL=<checkpoint> ACCELERATE_CONFIG=<file> ARGS=\"--num_train_epochs 1 ...\""
 	@echo "make report        compare 5 strategies x 5 data fractions on the text demo; transfer report (offline)"

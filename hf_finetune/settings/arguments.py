@@ -24,8 +24,11 @@ from hf_finetune.errors import UserError
 from hf_finetune.settings.launch import check_launch_environment, run_on_cpu_without_accelerators
 from hf_finetune.settings.packaged import is_packaged
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-RECIPES_DIR = REPO_ROOT / "tasks" / "recipes"
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+# Shipped as package data, so an installed wheel finds them: recipes grouped by data set
+# (`recipes/<data set>/<name>.yaml`) and the accelerate launch configs (`launch_configs/<name>.yaml`).
+RECIPES_DIR = PACKAGE_ROOT / "recipes"
+LAUNCH_CONFIGS_DIR = PACKAGE_ROOT / "launch_configs"
 DEFAULT_OUTPUT_ROOT = "outputs"
 # TrainingArguments fields that hold secrets: never written to run_config.yaml.
 SECRET_FIELDS = ("hub_token",)
