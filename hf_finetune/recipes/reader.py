@@ -27,6 +27,7 @@ from hf_finetune.settings.arguments import (
     data_is_local,
     parse_class_weights,
 )
+from hf_finetune.settings.conventions import apply_cache_dir, canonical_keys
 from hf_finetune.strategies import STRATEGIES
 from hf_finetune.strategies.plan import resolve_strategies
 from hf_finetune.tasks import TASKS
@@ -46,6 +47,7 @@ def all_field_names() -> set[str]:
 
 def check_flat_values(values: dict[str, Any], where: str) -> dict[str, Any]:
     """Keys must be config fields (an unknown key is an error naming it); a strategy list joins with `+`."""
+    values = canonical_keys(values)  # `text_column_name` (example scripts) -> `text_column`; `-` -> `_`
     unknown = sorted(set(values) - all_field_names())
     if unknown:
         raise UserError(
@@ -134,6 +136,7 @@ def finalize(cfg: RunConfig, task: str | None) -> None:
     if cfg.data.tag_scheme not in TAG_SCHEMES:
         raise UserError(f"tag_scheme must be one of {', '.join(TAG_SCHEMES)}, got '{cfg.data.tag_scheme}'")
     parse_class_weights(cfg.data.class_weights)  # a typo stops here, before any data is read
+    apply_cache_dir(cfg.model.cache_dir)
     if cfg.data.data_private is None:
         cfg.data.data_private = data_is_local(cfg.data)
     if cfg.training.resume_from_checkpoint:  # Trainer's own spelling of an explicit checkpoint
