@@ -24,7 +24,7 @@ REPORT_OUT ?= outputs/report-fortunes_topics
 REPORT_ARGS ?= --strategies scratch,linear_probe,freeze_bottom,full,lora --fractions 0.05,0.1,0.25,1.0 \
 	--seeds 42 --num_train_epochs 2
 
-.PHONY: help setup system-deps demo demo-vision pretrain-vit report advise bench test test-fast lint clean $(STANDARD_TASKS)
+.PHONY: help setup system-deps demo demo-vision pretrain-vit report advise bench test test-fast lint docs wheel-check clean $(STANDARD_TASKS)
 
 setup: system-deps $(STAMP)
 
@@ -76,18 +76,30 @@ test: setup
 test-fast: setup
 	$(OFFLINE) $(PY) -m pytest -m "not slow" $(ARGS)
 
+# The documentation site (mkdocs-material); reference pages are generated from the code at build time
+# (docs/hooks/reference.py). --strict: a broken link or a missing page fails the build.
+docs: setup
+	$(OFFLINE) $(VENV)/bin/mkdocs build --strict --site-dir site
+
+# Install like a user: build sdist + wheel, twine check, install the wheel into a clean venv outside the
+# checkout, and run the getting-started commands from an empty folder (.ci/wheel_check.sh).
+wheel-check: setup
+	VENV_PY=$(PY) PYTHON=$(PYTHON) bash .ci/wheel_check.sh
+
 lint: setup
 	$(VENV)/bin/ruff check hf_finetune tasks tests bench
 	$(VENV)/bin/ruff format --check hf_finetune tasks tests bench
 
 clean:
-	rm -rf outputs build *.egg-info .pytest_cache .ruff_cache
+	rm -rf outputs build dist site *.egg-info .pytest_cache .ruff_cache
 
 help:
 	@echo "make demo          fine-tune MiniLM on real text (Debian fortunes), offline"
 	@echo "make demo-vision   pretrain a small ViT, fine-tune it on unseen Fashion-MNIST classes, offline"
 	@echo "make test          the whole test suite (what CI runs); make test-fast skips the slow runs"
 	@echo "make lint          ruff check and format check"
+	@echo "make docs          build the documentation site strictly into site/ (reference pages generated)"
+	@echo "make wheel-check   build the wheel, install it in a clean venv, run the getting-started commands"
 	@echo "make <task>        a standard task on the Hub (recipe hf_finetune/recipes/*/<task>.yaml):"
 	@echo "                   $(STANDARD_TASKS)"
 	@echo "  options:         MODEL=<checkpoint> ACCELERATE_CONFIG=<file> ARGS=\"--num_train_epochs 1 ...\""

@@ -25,15 +25,19 @@ TOPICS = {"computers", "politics", "science", "songs-poems"}
 # What a user of a full fine-tune needs; nothing that quotes the data, no checkpoints, no pickles.
 FULL_MODEL_FILES = [
     "README.md",
+    "all_results.json",
     "config.json",
     "confusion_matrix.json",
     "confusion_matrix.png",
+    "eval_results.json",
     "loss_curves.png",
     "metrics.json",
     "model.safetensors",
     "run_config.yaml",
+    "test_results.json",
     "tokenizer.json",
     "tokenizer_config.json",
+    "train_results.json",
 ]
 SHORT = ["--max_train_samples", "64", "--max_eval_samples", "32", "--max_steps", "4", "--eval_strategy", "no",
          "--load_best_model_at_end", "false"]  # fmt: skip

@@ -21,6 +21,7 @@ import yaml
 from transformers import TrainingArguments
 
 from hf_finetune.errors import UserError
+from hf_finetune.settings.conventions import check_report_to, split_report_to
 from hf_finetune.settings.ignored import refuse_ignored_training_flags
 from hf_finetune.settings.launch import check_launch_environment, run_on_cpu_without_accelerators
 from hf_finetune.settings.packaged import is_packaged
@@ -368,7 +369,11 @@ class FinetuneTrainingArguments(TrainingArguments):
         metadata={"help": "random, sequential or group_by_length (similar lengths per batch: less padding)."},
     )
     report_to: None | str | list[str] = field(
-        default="none", metadata={"help": "Experiment trackers: none, tensorboard, wandb, ..."}
+        default="none",
+        metadata={
+            "help": "Experiment trackers, comma-separated: none, tensorboard, trackio (both local: the `tracking` "
+            "extra), wandb, mlflow, ..."
+        },
     )
     # Example scripts' switches: `hf-finetune train` always trains, evaluates on validation and scores the
     # test split when there is one, so they default to on and `false` is refused (settings/ignored.py).
@@ -395,6 +400,8 @@ class FinetuneTrainingArguments(TrainingArguments):
         # TrainingArguments sets up the process group inside __post_init__, so what the launcher asked
         # for is checked, and CPU-only multi-process runs are pointed at gloo, before that.
         refuse_ignored_training_flags(self)
+        self.report_to = split_report_to(self.report_to)  # `--report_to tensorboard,trackio`
+        check_report_to(self.report_to)
         check_launch_environment(self)
         run_on_cpu_without_accelerators(self)
         if self.auto_batch_size:  # the search is Trainer's; `StrategyTrainer` keeps the effective batch

@@ -52,3 +52,31 @@ def apply_cache_dir(cache_dir: str | None) -> None:
         raise UserError(f"cache_dir {cache_dir} cannot be created: {exc.strerror}") from None
     constants.HF_HUB_CACHE = str(root / "hub")
     datasets.config.HF_DATASETS_CACHE = root / "datasets"
+
+
+def split_report_to(value):
+    """`--report_to tensorboard,trackio` (one string on the command line) -> a list, as a recipe's list is."""
+    if isinstance(value, str) and "," in value:
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+def check_report_to(report_to) -> None:
+    """Each tracker is one transformers knows and is installed: one line now, not a traceback after loading."""
+    from transformers.integrations.integration_utils import (
+        INTEGRATION_TO_CALLBACK,
+        get_available_reporting_integrations,
+    )
+
+    names = [report_to] if isinstance(report_to, str) else list(report_to or [])
+    available = set(get_available_reporting_integrations())
+    for name in names:
+        if name in ("none", "all"):
+            continue
+        if name not in INTEGRATION_TO_CALLBACK:
+            raise UserError(f"report_to: unknown tracker '{name}'; known: {', '.join(INTEGRATION_TO_CALLBACK)}")
+        if name not in available:
+            raise UserError(
+                f"report_to {name}: its package is not installed; pip install 'hf_finetune[tracking]' "
+                f"(tensorboard, trackio) or the package for {name}"
+            )

@@ -45,4 +45,4 @@ def trainer_sections(summary: dict) -> str:
     if summary.get("framework_versions"):
         lines = "\n".join(f"- {name} {version}" for name, version in summary["framework_versions"].items())
         parts.append(f"### Framework versions\n\n{lines}\n")
-    return "\n".join(parts)
+    return "\n" + "\n".join(parts) if parts else ""

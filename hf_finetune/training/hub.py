@@ -55,6 +55,11 @@ UPLOADED_FILES = (
     "confusion_matrix.png",
     "loss_curves.png",
     "predictions_scatter.png",  # regression
+    # The example scripts' results files (`Trainer.save_metrics`): tools that read Hub repos look for them.
+    "all_results.json",
+    "train_results.json",
+    "eval_results.json",
+    "test_results.json",
 )
 SHARDED_WEIGHTS = re.compile(r"^model-\d+-of-\d+\.safetensors$")
 # Tokenizer and image-processor files, whose names vary by model family.
