@@ -87,8 +87,8 @@ wheel-check: setup
 	VENV_PY=$(PY) PYTHON=$(PYTHON) bash .ci/wheel_check.sh
 
 lint: setup
-	$(VENV)/bin/ruff check hf_finetune tasks tests bench
-	$(VENV)/bin/ruff format --check hf_finetune tasks tests bench
+	$(VENV)/bin/ruff check hf_finetune tasks tests bench docs/hooks
+	$(VENV)/bin/ruff format --check hf_finetune tasks tests bench docs/hooks
 
 clean:
 	rm -rf outputs build dist site *.egg-info .pytest_cache .ruff_cache

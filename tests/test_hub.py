@@ -160,6 +160,17 @@ def test_push_uploads_exactly_the_model_files_private_by_default(trained_run, fa
 
 
 @pytest.mark.slow
+def test_push_token_flag_reaches_hfapi_and_is_uploaded_nowhere(trained_run, monkeypatch, no_token, capsys):
+    hub = FakeHub()
+    monkeypatch.setattr("hf_finetune.training.hub.HfApi", hub.api)
+    code, _, err = run_cli(["push", "--model", str(trained_run), "--repo_id", REPO, "--token", FAKE_TOKEN], capsys)
+    assert code == 0, err
+    assert hub.call("init") == {"token": FAKE_TOKEN}  # no HF_TOKEN, no login: only the flag could give it
+    (upload,) = hub.uploads
+    assert FAKE_TOKEN not in upload["card"] and FAKE_TOKEN not in err
+
+
+@pytest.mark.slow
 def test_public_push_of_a_model_trained_on_local_files_needs_the_override(trained_run, fake_hub, capsys):
     code, _, err = run_cli(["push", "--model", str(trained_run), "--repo-id", REPO, "--public"], capsys)
     assert_one_line_error(code, err, "private data", "--allow-private-data-public")

@@ -9,10 +9,10 @@ from __future__ import annotations
 import os
 import sys
 
-import hf_finetune
 from hf_finetune.cli.commands import COMMANDS, find
 from hf_finetune.cli.train import train_main
 from hf_finetune.errors import EXIT_OK, UserError
+from hf_finetune.version import VERSION
 
 
 def usage() -> str:
@@ -27,7 +27,7 @@ def dispatch(argv: list[str]) -> int:
         print(usage())
         return EXIT_OK if argv else 2
     if argv[0] in ("-V", "--version"):
-        print(f"hf-finetune {hf_finetune.__version__}")
+        print(f"hf-finetune {VERSION}")
         return EXIT_OK
     command = find(argv[0])
     if command is None:

@@ -13,7 +13,7 @@ import importlib.metadata
 
 from transformers.modelcard import extract_hyperparameters_from_trainer, parse_log_history
 
-import hf_finetune
+from hf_finetune.version import VERSION
 
 # Metric keys our tasks report -> (`evaluate` metric id, its arguments): what the card's `metrics` list
 # and `model-index` metric types hold, so the Hub and `evaluate` know what was measured.
@@ -43,7 +43,7 @@ def metric_id(key: str) -> tuple[str, dict | None]:
 
 
 def framework_versions() -> dict[str, str]:
-    versions = {"hf_finetune": hf_finetune.__version__}
+    versions = {"hf_finetune": VERSION}
     for name in FRAMEWORKS:
         try:
             versions[name] = importlib.metadata.version(name)
