@@ -163,7 +163,10 @@ def load_run_config(folder: Path):
     if not path.is_file():
         raise UserError(f"{folder} has no {RUN_CONFIG}; it was not written by hf-finetune")
     try:
-        return config_from_dict(load_recipe(path))
+        # Runs written before the example scripts' switches were fixed on recorded `do_train: false` etc.,
+        # which never changed what they did: a finished run's record is read without them.
+        values = {k: v for k, v in load_recipe(path).items() if k not in ("do_train", "do_eval", "do_predict")}
+        return config_from_dict(values)
     except UserError as exc:
         raise UserError(f"cannot read {path} back as a recipe: {exc}") from None
 
