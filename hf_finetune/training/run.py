@@ -40,6 +40,7 @@ from hf_finetune.strategies.plan import TransferPlan, format_summary, resolve_st
 from hf_finetune.tasks import TASKS
 from hf_finetune.training.hub import keep_trainer_from_pushing, push_folder, push_settings
 from hf_finetune.training.model_card import build_model_card
+from hf_finetune.training.run_lock import check_not_in_use, lock_output_dir
 
 logger = logging.getLogger("hf_finetune")
 
@@ -110,6 +111,16 @@ def run(cfg: RunConfig, data=None, callbacks: tuple = ()) -> RunResult:
     cross-validation folds and `hf-finetune compare` pass the splits they made, so every run sees the same ones.
     `callbacks`: extra `TrainerCallback`s (progress reporting, timing) added to the strategies' own."""
     setup = set_up(cfg, data)
+    run_lock = lock_output_dir(setup.out, setup.state)  # one run per output folder (`run_lock`)
+    try:
+        return train_and_report(setup, callbacks)
+    finally:
+        run_lock.release()
+
+
+def train_and_report(setup: RunSetup, callbacks: tuple) -> RunResult:
+    """Every phase after the checks, under the output folder's lock."""
+    cfg = setup.cfg
     prepare_folder(setup)
     trainer = build_trainer(setup, callbacks)
     train_output, train_runtime = train_model(setup, trainer)
@@ -141,6 +152,7 @@ def set_up(cfg: RunConfig, data=None) -> RunSetup:
     out = Path(cfg.training.output_dir)
     check_output_dir(out, cfg.run.overwrite_output_dir)
     check_writable(out)
+    check_not_in_use(out, state)
     set_seed(cfg.training.seed)
 
     task = TASKS.get(cfg.run.task)(cfg)  # may adjust training settings (images: no length grouping)
