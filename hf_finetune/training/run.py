@@ -39,6 +39,7 @@ from hf_finetune.settings.arguments import RunConfig, write_run_config
 from hf_finetune.strategies.plan import TransferPlan, format_summary, resolve_strategies, unwrap_peft
 from hf_finetune.tasks import TASKS
 from hf_finetune.training.hub import keep_trainer_from_pushing, push_folder, push_settings
+from hf_finetune.training.hub_checkpoints import check_hub_strategy, checkpoint_pushers, resume_from_hub
 from hf_finetune.training.model_card import build_model_card
 from hf_finetune.training.run_lock import check_not_in_use, lock_output_dir
 
@@ -111,6 +112,7 @@ def run(cfg: RunConfig, data=None, callbacks: tuple = ()) -> RunResult:
     cross-validation folds and `hf-finetune compare` pass the splits they made, so every run sees the same ones.
     `callbacks`: extra `TrainerCallback`s (progress reporting, timing) added to the strategies' own."""
     setup = set_up(cfg, data)
+    callbacks = (*callbacks, *checkpoint_pushers(cfg, setup.push))  # hub_strategy: checkpoints to the Hub
     run_lock = lock_output_dir(setup.out, setup.state)  # one run per output folder (`run_lock`)
     try:
         return train_and_report(setup, callbacks)
@@ -145,6 +147,7 @@ def train_and_report(setup: RunSetup, callbacks: tuple) -> RunResult:
 def set_up(cfg: RunConfig, data=None) -> RunSetup:
     """Check every input and build the model and its plan; nothing is written yet."""
     push = push_settings(cfg)  # repo id, token, privacy: checked before any work
+    check_hub_strategy(cfg, push)
     # TrainingArguments built the process group (`FinetuneTrainingArguments.__post_init__`); the
     # Trainer uses the same one. A bare PartialState() here could pin another.
     state = cfg.training.distributed_state
@@ -156,7 +159,7 @@ def set_up(cfg: RunConfig, data=None) -> RunSetup:
     set_seed(cfg.training.seed)
 
     task = TASKS.get(cfg.run.task)(cfg)  # may adjust training settings (images: no length grouping)
-    checkpoint = plan_resume(cfg, out)
+    checkpoint = resume_from_hub(cfg, out) if cfg.run.resume == "hub" else plan_resume(cfg, out)
     strategies = [cls(cfg) for cls in resolve_strategies(cfg.strategy.strategy_names)]
     task.check_model_inputs()
     data = task.load_data() if data is None else data
