@@ -304,6 +304,9 @@ def train_or_stop(trainer, checkpoint: Path | None, resume: str, out: Path):
         stop.uninstall()
     if stop.stopped_at is None:
         return output
+    # No rank exits before the main process has finished the checkpoint: a launcher or scheduler that
+    # ends the whole job when one process exits (srun --kill-on-bad-exit) would cut the save short.
+    trainer.accelerator.wait_for_everyone()
     signum = stop.received or signal.SIGTERM  # None: only another process received it
     command = shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
     raise Interrupted(
