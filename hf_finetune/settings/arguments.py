@@ -70,8 +70,9 @@ class RunArguments:
         default="auto",
         metadata={
             "help": "`auto`: continue an unfinished run in output_dir from its newest complete checkpoint (so "
-            "re-running the same command after a crash or preemption resumes it); `false`: start over; or a "
-            "checkpoint-N folder to resume from."
+            "re-running the same command after a crash or preemption resumes it); `false`: start over; `hub`: "
+            "continue from the newest checkpoint pushed to hub_model_id (hub_strategy checkpoint), e.g. on a "
+            "new machine, or start when none was pushed yet; or a checkpoint-N folder to resume from."
         },
     )
 
@@ -340,6 +341,8 @@ class FinetuneTrainingArguments(TrainingArguments):
       larger groups than Trainer does: 2.8% of positions padding on 1,600 fortunes, vs 13.5%
       (Trainer's grouping) and 66.5% (random batches).
     - `report_to` "none": no tracker unless asked (`--report_to tensorboard`).
+    - `hub_strategy` "end" (not "every_save"): with push_to_hub, one push of the finished model unless
+      checkpoints are asked for (`hf_finetune.training.hub_checkpoints`).
     """
 
     output_dir: str | None = field(
@@ -383,6 +386,14 @@ class FinetuneTrainingArguments(TrainingArguments):
     )
     do_predict: bool = field(
         default=True, metadata={"help": "Always on: the test split, when there is one, is scored (`false` is refused)."}
+    )
+    hub_strategy: str = field(
+        default="end",
+        metadata={
+            "help": "With push_to_hub: `end` pushes the finished model once; `every_save` also pushes the model at "
+            "every checkpoint; `checkpoint` also the whole checkpoint to last-checkpoint/ (what `--resume hub` "
+            "continues from); `all_checkpoints` each checkpoint to its own folder."
+        },
     )
     auto_batch_size: bool = field(
         default=False,
