@@ -7,7 +7,7 @@ and the task may replace the model's own loss (class-weighted cross-entropy).
 With `auto_batch_size`, an out-of-memory error retries with a smaller per-device batch and more
 accumulation steps (`keep_effective_batch`). A non-finite training loss ends the run (exit code 3): Trainer would log it as 0
 (`logging_nan_inf_filter`) and train on with NaN weights to the last epoch. A SIGTERM or
-Ctrl-C (`hf_finetune.interruption`) ends it after the current step with a checkpoint saved.
+Ctrl-C (`hf_finetune.engine.interruption`) ends it after the current step with a checkpoint saved.
 Both are agreed across processes in one small all-reduce per step, so under DDP every
 process stops at the same step.
 """
@@ -259,7 +259,7 @@ class StrategyTrainer(Trainer):
 
     def _save_checkpoint(self, model, trial):
         """Trainer's save, then our completion sentinel, then rotation: never the other way round, so
-        older complete checkpoints are deleted only once the new one is complete (`hf_finetune.checkpoints`)."""
+        older complete checkpoints are deleted only once the new one is complete (`hf_finetune.engine.checkpoints`)."""
         limit, self.args.save_total_limit = self.args.save_total_limit, None
         try:
             super()._save_checkpoint(model, trial)

@@ -1,8 +1,8 @@
 """The protocol every strategy follows.
 
 A strategy speaks of *blocks* (`embeddings`, `block.0` ... `block.{n-1}`, `head`; see
-`hf_finetune.layers`), never of module names, so one file works for BERT and ViT alike.
-Its hooks are small and composable; `hf_finetune.transfer.TransferPlan` multiplies what
+`hf_finetune.modeling.layers`), never of module names, so one file works for BERT and ViT alike.
+Its hooks are small and composable; `hf_finetune.strategies.plan.TransferPlan` multiplies what
 several strategies say about each block, so `freeze_bottom + llrd` needs no special code:
 a frozen block has factor 0 whatever the decay gives it.
 """
@@ -20,7 +20,7 @@ class Strategy:
     name: ClassVar[str]
     summary: ClassVar[str]
     # Dataclass holding this strategy's prefixed config fields (`freeze_num_layers`), or None.
-    # `hf_finetune.config` collects them, so a new strategy with options is still one file.
+    # `hf_finetune.recipes` collects them, so a new strategy with options is still one file.
     Arguments: ClassVar[type | None] = None
     # Strategies that decide *what* trains (every weight, only the head, adapters...): a run has one.
     decides_what_trains: ClassVar[bool] = False

@@ -52,7 +52,7 @@ class Task:
     greater_is_better: ClassVar[bool] = True
     supports_class_weights: ClassVar[bool] = False
     # Dataclass of this task's own prefixed config fields (`multitask_names`), or None; collected
-    # by `hf_finetune.config` as the strategies' are.
+    # by `hf_finetune.recipes` as the strategies' are.
     Arguments: ClassVar[type | None] = None
 
     def __init__(self, cfg):

@@ -39,7 +39,10 @@ from hf_finetune.settings.arguments import RunConfig, write_run_config
 from hf_finetune.strategies.plan import TransferPlan, format_summary, resolve_strategies, unwrap_peft
 from hf_finetune.tasks import TASKS
 from hf_finetune.training.hub import keep_trainer_from_pushing, push_folder, push_settings
+from hf_finetune.training.hub_checkpoints import check_hub_strategy, checkpoint_pushers, resume_from_hub
 from hf_finetune.training.model_card import build_model_card
+from hf_finetune.training.record import save_results_files, training_record
+from hf_finetune.training.run_lock import check_not_in_use, lock_output_dir
 
 logger = logging.getLogger("hf_finetune")
 
@@ -110,6 +113,17 @@ def run(cfg: RunConfig, data=None, callbacks: tuple = ()) -> RunResult:
     cross-validation folds and `hf-finetune compare` pass the splits they made, so every run sees the same ones.
     `callbacks`: extra `TrainerCallback`s (progress reporting, timing) added to the strategies' own."""
     setup = set_up(cfg, data)
+    callbacks = (*callbacks, *checkpoint_pushers(cfg, setup.push))  # hub_strategy: checkpoints to the Hub
+    run_lock = lock_output_dir(setup.out, setup.state)  # one run per output folder (`run_lock`)
+    try:
+        return train_and_report(setup, callbacks)
+    finally:
+        run_lock.release()
+
+
+def train_and_report(setup: RunSetup, callbacks: tuple) -> RunResult:
+    """Every phase after the checks, under the output folder's lock."""
+    cfg = setup.cfg
     prepare_folder(setup)
     trainer = build_trainer(setup, callbacks)
     train_output, train_runtime = train_model(setup, trainer)
@@ -134,6 +148,7 @@ def run(cfg: RunConfig, data=None, callbacks: tuple = ()) -> RunResult:
 def set_up(cfg: RunConfig, data=None) -> RunSetup:
     """Check every input and build the model and its plan; nothing is written yet."""
     push = push_settings(cfg)  # repo id, token, privacy: checked before any work
+    check_hub_strategy(cfg, push)
     # TrainingArguments built the process group (`FinetuneTrainingArguments.__post_init__`); the
     # Trainer uses the same one. A bare PartialState() here could pin another.
     state = cfg.training.distributed_state
@@ -141,10 +156,11 @@ def set_up(cfg: RunConfig, data=None) -> RunSetup:
     out = Path(cfg.training.output_dir)
     check_output_dir(out, cfg.run.overwrite_output_dir)
     check_writable(out)
+    check_not_in_use(out, state)
     set_seed(cfg.training.seed)
 
     task = TASKS.get(cfg.run.task)(cfg)  # may adjust training settings (images: no length grouping)
-    checkpoint = plan_resume(cfg, out)
+    checkpoint = resume_from_hub(cfg, out) if cfg.run.resume == "hub" else plan_resume(cfg, out)
     strategies = [cls(cfg) for cls in resolve_strategies(cfg.strategy.strategy_names)]
     task.check_model_inputs()
     data = task.load_data() if data is None else data
@@ -268,6 +284,7 @@ def run_summary(setup: RunSetup, trainer, metrics, extra_metrics, baseline, trai
         "baseline": baseline,
         "hardware": describe_hardware(trainer, setup.state),
         **setup.task.summary_extras(setup.data),
+        **training_record(trainer),  # hyper-parameters, per-epoch results, framework versions (the card's)
     }
     if extra_metrics:
         summary["extra_evaluations"] = extra_metrics
@@ -289,6 +306,9 @@ def train_or_stop(trainer, checkpoint: Path | None, resume: str, out: Path):
         stop.uninstall()
     if stop.stopped_at is None:
         return output
+    # No rank exits before the main process has finished the checkpoint: a launcher or scheduler that
+    # ends the whole job when one process exits (srun --kill-on-bad-exit) would cut the save short.
+    trainer.accelerator.wait_for_everyone()
     signum = stop.received or signal.SIGTERM  # None: only another process received it
     command = shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
     raise Interrupted(
@@ -339,6 +359,7 @@ def write_outputs(out, cfg, task, trainer, data, predictions, report_split, summ
         for name, value in task.evaluation_report(prediction, data).items():
             sections.setdefault(name, {})[split] = value
     write_json(out / METRICS, {**summary, "train": train_metrics, **sections, "report_split": report_split})
+    save_results_files(trainer, train_metrics, predictions, summary["data_sizes"])  # the example scripts' files
     prediction = predictions[report_split]
     task.write_report_files(out, prediction, data, report_split)
     save_loss_curves_png(trainer.state.log_history, out / "loss_curves.png")

@@ -3,8 +3,8 @@
 A *method* is either a registered strategy (`full`, `linear_probe`, `lora`, `freeze_bottom+llrd`, ...),
 run through `training.run` with the recipe and `strategy:` overridden, or `features_<head>`
 (`features_logreg`, `features_svm`, ...): the recipe's checkpoint as a frozen feature
-extractor (`hf_finetune.features`, cached once under `<out>/features/`) with a scikit-learn
-head (`hf_finetune.classical`). Where the recipe folder holds a tuned sibling recipe for a
+extractor (`hf_finetune.analysis.features`, cached once under `<out>/features/`) with a scikit-learn
+head (`hf_finetune.analysis.classical`). Where the recipe folder holds a tuned sibling recipe for a
 strategy (`fortunes_topics_linear_probe.yaml` next to `fortunes_topics.yaml`), that recipe is
 used, since a linear probe wants another learning rate and schedule than a full fine-tune;
 otherwise the strategy's default learning rate replaces the recipe's (unless `--learning_rate`
