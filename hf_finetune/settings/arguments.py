@@ -75,7 +75,7 @@ class RunArguments:
             "new machine, or start when none was pushed yet; or a checkpoint-N folder to resume from."
         },
     )
-    tune_space: str | None = field(
+    tune_space: dict | str | None = field(  # a mapping in YAML, a YAML/JSON string on the command line
         default=None,
         metadata={
             "help": "`hf-finetune tune` only (train ignores it): the search space, by recipe key. In YAML a mapping "
