@@ -204,7 +204,7 @@ def test_a_running_trial_whose_worker_is_gone_is_failed_and_queued_again_with_it
         trial.suggest_float("learning_rate", 1e-5, 1e-3, log=True)
         for key, value in {**attrs, "folder": f"trial-{i}"}.items():
             trial.set_user_attr(key, value)
-    release_stale(study)
+    release_stale(study, locked=False)
     trials = optuna.load_study(study_name="s", storage=open_storage(f"journal:{tmp_path / 'journal.log'}")).trials
     assert [t.state for t in trials[:4]] == [TrialState.FAIL, TrialState.FAIL, TrialState.RUNNING, TrialState.RUNNING]
     retries = trials[4:]

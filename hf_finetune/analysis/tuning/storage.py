@@ -105,10 +105,12 @@ def process_alive(pid: int) -> bool:
         return True
 
 
-def is_stale(trial, now: float) -> bool:
+def is_stale(trial, now: float, locked: bool) -> bool:
     attrs = trial.user_attrs
-    if "pid" not in attrs:  # started by something else (a plain Optuna script): not ours to judge by pid
-        return now - trial.datetime_start.timestamp() > STALE_AFTER_S if trial.datetime_start else False
+    if "pid" not in attrs:
+        # Workers start a trial and stamp it under the lock we hold (`locked`): unstamped, its worker died
+        # in between. Without a lock (remote database) it may be starting right now: judge it by its age.
+        return locked or (now - trial.datetime_start.timestamp() > STALE_AFTER_S if trial.datetime_start else False)
     if attrs.get("host") == socket.gethostname() and attrs["pid"] != os.getpid():
         return not process_alive(attrs["pid"])
     return now - attrs.get("heartbeat", 0) > STALE_AFTER_S
@@ -125,10 +127,11 @@ def requeue(study, trial, why: str) -> None:
     logger.info("trial %d %s: marked failed and queued again (its folder's checkpoints are reused)", trial.number, why)
 
 
-def release_stale(study) -> None:
+def release_stale(study, locked: bool) -> None:
+    """Re-queue the RUNNING trials whose worker is gone; `locked`: called under `study_lock`."""
     now = time.time()
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if is_stale(trial, now):
+        if is_stale(trial, now, locked):
             requeue(study, trial, "lost its worker")
 
 

@@ -35,6 +35,7 @@ from hf_finetune.analysis.tuning.space import SearchSpace, build_space, suggest
 from hf_finetune.analysis.tuning.storage import (
     Heartbeat,
     default_storage,
+    local_file,
     open_storage,
     release_stale,
     requeue,
@@ -181,7 +182,7 @@ class Tuner:
     def next_trial(self, study, started: float):
         """Start the next trial, or None when the study is full or the time is up (one step under the lock)."""
         with study_lock(self.storage_url):
-            release_stale(study)
+            release_stale(study, locked=local_file(self.storage_url) is not None)
             timeout = self.options.timeout
             if self.budget_used(study) >= self.n_trials or (timeout and time.time() - started > timeout):
                 return None
