@@ -17,11 +17,12 @@ from .errors import EXIT_OK, UserError
 COMMANDS = {
     "train": "fine-tune a checkpoint: hf-finetune train --config RECIPE [--key value ...]",
     "pretrain": "pretrain the offline ViT on the Fashion-MNIST source classes (reused once finished)",
-    "evaluate": "score a trained model on a labelled file",
-    "predict": "label texts from a file or the command line (CSV or JSONL out)",
+    "evaluate": "score a trained or exported model on labelled texts or images",
+    "predict": "label texts or images with a trained or exported model (CSV or JSONL out)",
     "features": "cache the pooled features of a frozen backbone (or two): hf-finetune features --model M --data D --out F",
     "classical": "fit a scikit-learn head on cached features: hf-finetune classical --features F --head logreg --out DIR",
     "compare": "transfer methods side by side on one recipe's splits: hf-finetune compare --config R --strategies ...",
+    "export": "export a model to ONNX (fp32, int8) with a parity report: hf-finetune export --model DIR --out DIR2",
     "merge": "merge PEFT adapters into their base model: hf-finetune merge --model DIR --out DIR2",
     "push": "push a finished run to the Hugging Face Hub: hf-finetune push --model DIR --repo-id user/name",
     "advise": "measure a checkpoint on your data and recommend a strategy: hf-finetune advise --model M --data D",
@@ -61,6 +62,10 @@ def _inference_parser(command: str) -> argparse.ArgumentParser:
     parser.add_argument("--model", required=True, help="Folder of a trained model (the run's output_dir).")
     parser.add_argument("--text_column", "--text-column", default="text", help="Column with the input text.")
     parser.add_argument("--text_pair_column", "--text-pair-column", help="Second text column for pair inputs.")
+    parser.add_argument("--image_column", "--image-column", default="image", help="Image models: column of paths.")
+    parser.add_argument("--split", default="test", help="Image models given a data set: the split to read.")
+    parser.add_argument("--batch_size", "--batch-size", type=int, default=32)
+    parser.add_argument("--int8", action="store_true", help="Export folders: run model_int8.onnx instead of fp32.")
     return parser
 
 
@@ -82,13 +87,15 @@ def pretrain_main(argv: list[str]) -> int:
 
 
 def evaluate_main(argv: list[str]) -> int:
-    from .inference import evaluate_file
+    from .deploy.commands import run_evaluate
     from .outputs import write_json
 
     parser = _inference_parser("evaluate")
     parser.add_argument(
-        "--data", required=True, help="Labelled file: .csv, .tsv, .json, .jsonl, .parquet (or .conll/.txt for tags)."
-    )
+        "--data", required=True,
+        help="Labelled data: .csv, .tsv, .json, .jsonl, .parquet (or .conll/.txt for tags); image models also an "
+        "image folder with one sub-folder per class, or a data set (packaged:NAME, saved folder; see --split).",
+    )  # fmt: skip
     parser.add_argument(
         "--label_column", "--label-column", default="label", help="Column with the gold label (or number)."
     )
@@ -96,10 +103,7 @@ def evaluate_main(argv: list[str]) -> int:
     parser.add_argument("--tags_column", "--tags-column", default="ner_tags", help="Token classification: BIO tags.")
     parser.add_argument("--output", help="Also write the metrics to this JSON file.")
     args = parser.parse_args(argv)
-    result = evaluate_file(
-        args.model, args.data, args.text_column, args.label_column, args.text_pair_column,
-        tokens_column=args.tokens_column, tags_column=args.tags_column,
-    )  # fmt: skip
+    result = run_evaluate(args)
     headline = ", ".join(f"{k.replace('_', ' ')} {result[k]:.4f}" for k in result["main"])
     print(f"{result['examples']} examples: {headline}")
     for name, scores in result.get("per_class", {}).items():
@@ -113,14 +117,16 @@ def evaluate_main(argv: list[str]) -> int:
 
 
 def predict_main(argv: list[str]) -> int:
-    from .inference import check_prediction_output, read_inputs, write_predictions
+    from .deploy.commands import run_predict
 
     parser = _inference_parser("predict")
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--input", help="File of texts: .csv, .tsv, .json, .jsonl or .parquet.")
+    source.add_argument(
+        "--input", help="File of texts (.csv, .tsv, .json, .jsonl, .parquet); image models: an image, an image "
+        "folder, a file of image paths (--image_column) or a data set (packaged:NAME, saved folder; --split).",
+    )  # fmt: skip
     source.add_argument("--text", action="append", help="A text to label (repeatable).")
     parser.add_argument("--output", help="Write predictions here (.csv or .jsonl). Default: JSONL on stdout.")
-    parser.add_argument("--batch_size", "--batch-size", type=int, default=32)
     parser.add_argument(
         "--trust-model", "--trust_model", dest="trust_model", action="store_true",
         help="Classical model folders: load a model.skops that names types outside skops' trusted set.",
@@ -128,22 +134,9 @@ def predict_main(argv: list[str]) -> int:
     parser.add_argument(
         "--task", action="append",
         help="Multi-task model folders: the head(s) to predict with (repeatable or comma-separated; `all`, the "
-        "default, for every head). An image model reads image file paths from the input column.",
+        "default, for every head).",
     )  # fmt: skip
-    args = parser.parse_args(argv)
-    check_prediction_output(args.output)
-    if args.input:
-        texts, pairs, _ = read_inputs(args.input, args.text_column, args.text_pair_column)
-    else:
-        texts, pairs = args.text, None
-    predictions = _predict(args, texts, pairs)
-    rows = [
-        {"text": t, **({"text_pair": pairs[i]} if pairs else {}), **p}
-        for i, (t, p) in enumerate(zip(texts, predictions, strict=True))
-    ]
-    write_predictions(rows, args.output)
-    if args.output:
-        print(f"wrote {len(rows)} predictions to {args.output}", file=sys.stderr)
+    run_predict(parser.parse_args(argv))
     return EXIT_OK
 
 
@@ -224,43 +217,6 @@ def classical_main(argv: list[str]) -> int:
     print(report["markdown"])
     print(f"model saved to {args.out}; predict with: hf-finetune predict --model {args.out} --text ...")
     return EXIT_OK
-
-
-def _predict(args, texts: list[str], pairs: list[str] | None) -> list[dict]:
-    """A fine-tuned model through `transformers.pipeline`; a classical model folder (`hf-finetune classical`)
-    through its backbone(s) and scikit-learn pipeline."""
-    from .classical import ClassicalPredictor, is_classical_folder
-    from .inference import load_pipeline, predict_texts
-    from .multitask import is_multitask_folder
-
-    if is_multitask_folder(args.model):
-        return _predict_multitask(args, texts, pairs)
-    if args.task:
-        raise UserError(f"--task picks a head of a multi-task model; {args.model} has one head: drop --task")
-    if is_classical_folder(args.model):
-        if pairs:
-            raise UserError("a classical model reads one text per row; drop --text_pair_column")
-        predictor = ClassicalPredictor(args.model, trust=args.trust_model, batch_size=args.batch_size)
-        if predictor.info.get("modality") != "text":
-            raise UserError(f"{args.model} is an image model and `predict` reads text; use ClassicalPredictor.predict")
-        return predictor.predict(texts)
-    return predict_texts(load_pipeline(args.model, batch_size=args.batch_size), texts, pairs)
-
-
-def _predict_multitask(args, values: list[str], pairs: list[str] | None) -> list[dict]:
-    """A multi-task folder: the chosen heads' labels and probabilities; image models read image paths,
-    relative ones from the input file's folder."""
-    from .multitask import MultiTaskPredictor
-
-    if pairs:
-        raise UserError("a multi-task model reads one text per row; drop --text_pair_column")
-    predictor = MultiTaskPredictor(args.model, batch_size=args.batch_size)
-    tasks = [t.strip() for value in args.task or ["all"] for t in value.split(",") if t.strip()]
-    tasks = predictor.check_tasks(None if tasks == ["all"] else tasks)
-    if predictor.modality == "image":
-        base = Path(args.input).expanduser().resolve().parent if args.input else Path.cwd()
-        values = [str(base / v) for v in values]
-    return predictor.predict(values, tasks)
 
 
 def compare_main(argv: list[str]) -> int:
@@ -551,6 +507,10 @@ def dispatch(argv: list[str]) -> int:
         return predict_main(rest)
     if command == "merge":
         return merge_main(rest)
+    if command == "export":
+        from .deploy.commands import export_main
+
+        return export_main(rest)
     if command == "compare":
         return compare_main(rest)
     if command == "features":
