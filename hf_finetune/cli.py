@@ -62,7 +62,9 @@ def _inference_parser(command: str) -> argparse.ArgumentParser:
     parser.add_argument("--model", required=True, help="Folder of a trained model (the run's output_dir).")
     parser.add_argument("--text_column", "--text-column", default="text", help="Column with the input text.")
     parser.add_argument("--text_pair_column", "--text-pair-column", help="Second text column for pair inputs.")
-    parser.add_argument("--image_column", "--image-column", default="image", help="Image models: column of paths.")
+    parser.add_argument(
+        "--image_column", "--image-column", help="Image models: the column of image paths (default: image)."
+    )
     parser.add_argument("--split", default="test", help="Image models given a data set: the split to read.")
     parser.add_argument("--batch_size", "--batch-size", type=int, default=32)
     parser.add_argument("--int8", action="store_true", help="Export folders: run model_int8.onnx instead of fp32.")

@@ -216,10 +216,9 @@ def test_multilabel_scores_by_hand():
 
 
 def test_text_commands_refuse_an_image_model_in_one_line(vit_init_dir, tmp_path, capsys):
-    inputs = write_csv(tmp_path, [{"text": "a shoe"}])
-    code, _, stderr = run_cli(["predict", "--model", str(vit_init_dir), "--input", str(inputs)], capsys)
+    code, _, stderr = run_cli(["predict", "--model", str(vit_init_dir), "--text", "a shoe"], capsys)
     assert code == 2
-    assert_one_line_error(stderr, r'is an image model.*pipeline\("image-classification"')
+    assert_one_line_error(stderr, r"is an image model: pass --input with an image, an image folder")
 
 
 def test_missing_pretrained_vit_says_how_to_make_it(tmp_path, capsys, monkeypatch):

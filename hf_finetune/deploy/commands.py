@@ -46,10 +46,16 @@ def through_chunks(predict, sources: list) -> list[dict]:
     return rows
 
 
+def image_columns(args) -> tuple[str, ...]:
+    """--image_column when given; else `image`, then --text_column (paths in a text column: how multi-task image
+    folders were predicted before image models had their own flag)."""
+    return (args.image_column,) if args.image_column else ("image", args.text_column)
+
+
 def predict_images(args, folder: Path) -> list[dict]:
     if args.text:
         raise UserError(f"{folder} is an image model: pass --input with an image, an image folder or a file of paths")
-    inputs = read_image_inputs(args.input, args.image_column, args.split)
+    inputs = read_image_inputs(args.input, image_columns(args), args.split)
     if is_multitask_folder(folder):
         predictor = MultiTaskPredictor(folder, batch_size=args.batch_size)
         tasks = predictor.check_tasks(_tasks(args))
@@ -119,8 +125,9 @@ def run_evaluate(args) -> dict:
         raise UserError(f"{args.model} is a {kind} model: its test scores are in its metrics.json (or report.json); "
                         "score new data with `hf-finetune predict`")  # fmt: skip
     predictor = Predictor(load_for_inference(str(folder), int8=args.int8), args.batch_size)
-    columns = {k: getattr(args, k) for k in ("text_column", "text_pair_column", "label_column", "image_column",
-                                             "tokens_column", "tags_column")}  # fmt: skip
+    columns = {k: getattr(args, k) for k in ("text_column", "text_pair_column", "label_column", "tokens_column",
+                                             "tags_column")}  # fmt: skip
+    columns["image_column"] = image_columns(args)
     return evaluate_path(predictor, args.data, columns, split=args.split)
 
 

@@ -112,14 +112,16 @@ def _blank():
 
 
 def quantize_int8(source: Path, target: Path) -> None:
-    """Dynamic int8: MatMul/Gemm weights in int8 (where transformer encoders spend their time); convolutions stay
-    fp32, as ONNX Runtime's dynamic int8 convolutions are slower than fp32 ones on CPU."""
+    """Dynamic int8: MatMul/Gemm weights (where transformer encoders spend their time) and embedding tables
+    (Gather: most of a small encoder's file) in int8; convolutions stay fp32, as ONNX Runtime's dynamic
+    int8 convolutions are slower than its fp32 ones on CPU."""
     import logging
 
     from onnxruntime.quantization import QuantType, quantize_dynamic  # heavy optional dependency (`export` extra)
 
     logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # its pre-processing hint
-    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"])
+    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8,
+                     op_types_to_quantize=["MatMul", "Gemm", "Gather"])  # fmt: skip
 
 
 def save_preprocessors(loaded: Loaded, staging: Path) -> None:

@@ -61,16 +61,21 @@ def folder_images(folder: Path) -> ImageInputs:
     return ImageInputs(names, [str(p) for p in files], labels)
 
 
-def listed_images(path: Path, image_column: str) -> ImageInputs:
-    """A table with one image per row: paths (relative ones start at the file's folder) or `Image` cells."""
+def listed_images(path: Path, image_column: str | tuple[str, ...]) -> ImageInputs:
+    """A table with one image per row: paths (relative ones start at the file's folder) or `Image` cells.
+    `image_column` may be several candidates: the first the file has is read."""
     from datasets import Image
 
-    from ..data import read_data_file, require_columns
+    from ..data import read_data_file
 
     dataset = read_data_file(str(path))
-    require_columns(dataset, [("image_column", image_column)], "input", str(path))
-    return dataset_images(dataset, image_column, base=path.resolve().parent, isimage=isinstance(
-        dataset.features[image_column], Image))  # fmt: skip
+    candidates = (image_column,) if isinstance(image_column, str) else image_column
+    column = next((c for c in candidates if c in dataset.column_names), None)
+    if column is None:
+        raise UserError(f"input {path} has no column '{candidates[0]}' (--image_column); columns: "
+                        f"{', '.join(dataset.column_names)}")  # fmt: skip
+    isimage = isinstance(dataset.features[column], Image)
+    return dataset_images(dataset, column, base=path.resolve().parent, isimage=isimage)
 
 
 def dataset_images(dataset, image_column: str, base: Path | None = None, isimage: bool = True) -> ImageInputs:
@@ -88,7 +93,7 @@ def dataset_images(dataset, image_column: str, base: Path | None = None, isimage
     return ImageInputs(names, sources, None, columns)
 
 
-def read_image_inputs(source: str, image_column: str = "image", split: str = "test") -> ImageInputs:
+def read_image_inputs(source: str, image_column: str | tuple[str, ...] = "image", split: str = "test") -> ImageInputs:
     """A folder of images, a file listing them, or a data set name/folder (its `split`)."""
     from ..data import load_named_splits
     from ..local_assets import is_packaged
@@ -107,6 +112,7 @@ def read_image_inputs(source: str, image_column: str = "image", split: str = "te
     if split not in splits:
         raise UserError(f"{source} has no split '{split}'; its splits: {', '.join(splits)} (choose one with --split)")
     dataset = splits[split]
+    image_column = image_column if isinstance(image_column, str) else image_column[0]
     if image_column not in dataset.column_names:
         raise UserError(f"{source} has no column '{image_column}'; columns: {', '.join(dataset.column_names)}")
     return dataset_images(dataset, image_column)
