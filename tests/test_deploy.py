@@ -74,7 +74,7 @@ def same_rows(ours: list[dict], reference: list[dict], tolerance: float = 2e-4) 
                 assert [(e["type"], e["start"], e["end"], e["text"]) for e in a[key]] == [
                     (e["type"], e["start"], e["end"], e["text"]) for e in b[key]
                 ]
-                assert all(x["score"] == pytest.approx(y["score"], abs=tolerance) for x, y in zip(a[key], b[key]))
+                assert all(x["score"] == pytest.approx(y["score"], abs=tolerance) for x, y in zip(a[key], b[key], strict=True))
             else:
                 assert a[key] == b[key], key
 
