@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from conftest import corrupt_image_csv, run_cli
 from test_bad_input import assert_one_line_error
 
@@ -74,7 +75,9 @@ def same_rows(ours: list[dict], reference: list[dict], tolerance: float = 2e-4) 
                 assert [(e["type"], e["start"], e["end"], e["text"]) for e in a[key]] == [
                     (e["type"], e["start"], e["end"], e["text"]) for e in b[key]
                 ]
-                assert all(x["score"] == pytest.approx(y["score"], abs=tolerance) for x, y in zip(a[key], b[key], strict=True))
+                assert all(
+                    x["score"] == pytest.approx(y["score"], abs=tolerance) for x, y in zip(a[key], b[key], strict=True)
+                )
             else:
                 assert a[key] == b[key], key
 
@@ -355,3 +358,36 @@ def test_int8_beyond_the_allowed_drop_is_refused_and_fp32_kept(plain_export_args
     code, _, err = run_cli(["predict", "--model", str(out), "--int8", "--text", "hi"], capsys)
     assert code == 2
     assert_one_line_error(err, "has no model_int8.onnx")
+
+
+def test_export_merges_lora_adapters(minilm_dir, tmp_path, capsys):
+    """An adapter folder as the suite writes it (adapters + trained head + config naming the task class)."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from hf_finetune.adapters import save_adapter_config
+
+    base = tiny_bert(tmp_path / "base", minilm_dir, AutoModelForSequenceClassification, ["a", "b", "c"])
+    wrapped = get_peft_model(AutoModelForSequenceClassification.from_pretrained(base),
+                             LoraConfig(r=4, target_modules=["query", "value"], modules_to_save=["classifier"]))  # fmt: skip
+    for name, parameter in wrapped.named_parameters():
+        if "lora_B" in name:  # as if trained: a zero B would make the adapters a no-op
+            parameter.data.normal_(0, 0.5)
+    adapters = tmp_path / "lora"
+    wrapped.save_pretrained(adapters)
+    save_adapter_config(wrapped, adapters)
+    AutoTokenizer.from_pretrained(minilm_dir).save_pretrained(adapters)
+    data = tmp_path / "rows.csv"
+    texts = ["the compiler crashed", "a song about rain", "the senate voted today", "atoms and stars"]
+    pd.DataFrame({"text": texts}).to_csv(data, index=False)
+    out = tmp_path / "lora_onnx"
+    code, _, err = export(["--model", str(adapters), "--out", str(out), "--data", str(data)], capsys)
+    assert code == 0, err
+    report = check_report(out, rows=4, gold=False)
+    assert report["adapters_merged"] is True
+    encoded = AutoTokenizer.from_pretrained(minilm_dir)(texts, padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        adapted = wrapped.eval()(**encoded).logits.numpy()
+        plain = AutoModelForSequenceClassification.from_pretrained(base).eval()(**encoded).logits.numpy()
+    exported = load_for_inference(str(out)).backend({k: v.numpy() for k, v in encoded.items()})
+    assert np.abs(exported - adapted).max() < 1e-4 < np.abs(exported - plain).max()

@@ -11,6 +11,7 @@ The export is written to `<out>.partial` and renamed at the end: a failed check 
 
 from __future__ import annotations
 
+import logging
 import shutil
 import sys
 import time
@@ -77,6 +78,8 @@ def export_graph(model, example: dict, path: Path, image: bool) -> None:
     batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence")
     shapes = {name: ({0: batch} if image else {0: batch, 1: sequence}) for name in example}
     tensors = {name: torch.as_tensor(value) for name, value in example.items()}
+    # "torchvision is not installed. Skipping torchvision::nms" and the like: true, and irrelevant here.
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's deprecation chatter is not the user's to act on
         program = torch.onnx.export(
@@ -115,8 +118,6 @@ def quantize_int8(source: Path, target: Path) -> None:
     """Dynamic int8: MatMul/Gemm weights (where transformer encoders spend their time) and embedding tables
     (Gather: most of a small encoder's file) in int8; convolutions stay fp32, as ONNX Runtime's dynamic
     int8 convolutions are slower than its fp32 ones on CPU."""
-    import logging
-
     from onnxruntime.quantization import QuantType, quantize_dynamic  # heavy optional dependency (`export` extra)
 
     logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # its pre-processing hint
