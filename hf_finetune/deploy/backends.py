@@ -13,7 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UserError
+from hf_finetune.adapters import is_adapter_folder, load_adapter_model
+from hf_finetune.errors import UserError
+from hf_finetune.modeling import check_checkpoint_folder
 
 EXPORT_REPORT = "export_report.json"
 ONNX_FP32, ONNX_INT8 = "model.onnx", "model_int8.onnx"
@@ -125,9 +127,6 @@ def load_preprocessors(folder: Path, image: bool):
 def load_torch_model(folder: Path, kind: str):
     """The folder's model as a plain transformers model: PEFT adapters (lora, ia3) are merged in memory."""
     import transformers
-
-    from ..adapters import is_adapter_folder, load_adapter_model
-    from ..modeling import check_checkpoint_folder
 
     if is_adapter_folder(folder):
         return load_adapter_model(folder)

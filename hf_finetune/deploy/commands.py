@@ -7,17 +7,20 @@ predictors; text or images by what the folder holds.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
 
-from ..classical import ClassicalPredictor, is_classical_folder
-from ..errors import UserError
-from ..inference import check_prediction_output, read_inputs, write_predictions
-from ..multitask import MultiTaskPredictor, is_multitask_folder
-from .backends import PROCESSOR_FILES, TOKENIZER_FILES, is_export_folder, load_for_inference
-from .image_inputs import open_image, read_image_inputs
-from .predictor import Predictor
+from hf_finetune.classical import ClassicalPredictor, is_classical_folder
+from hf_finetune.deploy.backends import PROCESSOR_FILES, TOKENIZER_FILES, is_export_folder, load_for_inference
+from hf_finetune.deploy.evaluation import evaluate_path
+from hf_finetune.deploy.export import DEFAULT_TOLERANCE, MAX_INT8_DROP, export_model
+from hf_finetune.deploy.image_inputs import open_image, read_image_inputs
+from hf_finetune.deploy.predictor import Predictor
+from hf_finetune.errors import UserError
+from hf_finetune.inference import check_prediction_output, read_inputs, write_predictions
+from hf_finetune.multitask import MultiTaskPredictor, is_multitask_folder
 
 IMAGE_CHUNK = 256  # images opened at once for the multi-task and classical predictors (bounded memory)
 
@@ -115,7 +118,6 @@ def run_predict(args) -> None:
 
 def run_evaluate(args) -> dict:
     """`hf-finetune evaluate`: the model's scores on labelled data (text file, image folder/file, data set)."""
-    from .evaluation import evaluate_path
 
     folder = Path(args.model).expanduser()
     if not folder.is_dir():
@@ -133,9 +135,6 @@ def run_evaluate(args) -> dict:
 
 def export_main(argv: list[str]) -> int:
     """`hf-finetune export --model DIR --out DIR2 [--format onnx] [--quantize int8]`."""
-    import argparse
-
-    from .export import DEFAULT_TOLERANCE, MAX_INT8_DROP, export_model
 
     class Parser(argparse.ArgumentParser):
         def error(self, message):

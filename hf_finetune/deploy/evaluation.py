@@ -9,9 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UserError
-from ..inference import gold_label_ids, read_inputs
-from ..metrics import (
+from hf_finetune.data import read_data_file, require_columns
+from hf_finetune.deploy.image_inputs import read_image_inputs
+from hf_finetune.deploy.postprocess import MULTI_LABEL, REGRESSION, sigmoid
+from hf_finetune.deploy.predictor import Predictor
+from hf_finetune.errors import UserError
+from hf_finetune.inference import gold_label_ids, read_inputs
+from hf_finetune.metrics import (
     classification_scores,
     entity_report,
     entity_scores,
@@ -20,8 +24,6 @@ from ..metrics import (
     per_class_report,
     regression_scores,
 )
-from .postprocess import MULTI_LABEL, REGRESSION, sigmoid
-from .predictor import Predictor
 
 MAIN = {
     "single_label": ("accuracy", "macro_f1"),
@@ -106,7 +108,6 @@ def tag_lists(dataset, column: str, id2label: dict) -> list[list[str]]:
 
 def evaluate_tags(predictor: Predictor, data_file: str, tokens_column: str, tags_column: str) -> dict:
     """Entity-level scores (seqeval) on a file of words and BIO tags: CoNLL text, JSONL, CSV or Parquet."""
-    from ..data import read_data_file, require_columns
 
     dataset = read_data_file(data_file)
     require_columns(dataset, [("tokens_column", tokens_column), ("tags_column", tags_column)], "input", data_file)
@@ -137,7 +138,6 @@ def evaluate_text(predictor: Predictor, data_file: str, columns: dict) -> dict:
 def evaluate_images(predictor: Predictor, data: str, columns: dict, split: str = "test") -> dict:
     """An image folder with class sub-folders, a file of image paths with a label column, or a data set split;
     unreadable images are left out of the scores and counted."""
-    from .image_inputs import read_image_inputs
 
     inputs = read_image_inputs(data, columns.get("image_column", "image"), split)
     label_column = columns["label_column"]

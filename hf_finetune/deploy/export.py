@@ -20,12 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..adapters import is_adapter_folder
-from ..classical import is_classical_folder
-from ..errors import UserError
-from ..multitask import is_multitask_folder
-from ..outputs import write_json
-from .backends import (
+from hf_finetune.adapters import is_adapter_folder
+from hf_finetune.classical import is_classical_folder
+from hf_finetune.deploy.backends import (
     EXPORT_REPORT,
     ONNX_FP32,
     ONNX_INT8,
@@ -38,9 +35,14 @@ from .backends import (
     load_preprocessors,
     load_torch_model,
 )
-from .parity import all_logits, main_metric, max_abs_diff, parity_rows
-from .postprocess import model_kind
-from .predictor import Predictor
+from hf_finetune.deploy.image_inputs import open_image
+from hf_finetune.deploy.parity import all_logits, main_metric, max_abs_diff, parity_rows
+from hf_finetune.deploy.postprocess import model_kind
+from hf_finetune.deploy.predictor import Predictor
+from hf_finetune.errors import UserError
+from hf_finetune.images import to_rgb
+from hf_finetune.multitask import is_multitask_folder
+from hf_finetune.outputs import write_json
 
 FORMATS = ("onnx",)
 QUANTIZATIONS = ("int8",)
@@ -92,9 +94,6 @@ def export_graph(model, example: dict, path: Path, image: bool) -> None:
 def example_inputs(predictor: Predictor, rows, kind: str) -> dict:
     """Two parity rows as the model's input tensors (two, so batch is not specialised to 1)."""
     if predictor.loaded.modality == "image":
-        from ..images import to_rgb
-        from .image_inputs import open_image
-
         images = [to_rgb(open_image(s)[0] or _blank()) for s in rows.inputs[:2]] * (2 if len(rows.inputs) < 2 else 1)
         return {
             "pixel_values": predictor.loaded.image_processor(images=images[:2], return_tensors="np")["pixel_values"]

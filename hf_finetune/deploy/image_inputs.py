@@ -10,7 +10,9 @@ import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import UserError, first_line
+from hf_finetune.data import load_named_splits, read_data_file
+from hf_finetune.errors import UserError, first_line
+from hf_finetune.local_assets import is_packaged
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 
@@ -66,8 +68,6 @@ def listed_images(path: Path, image_column: str | tuple[str, ...]) -> ImageInput
     `image_column` may be several candidates: the first the file has is read."""
     from datasets import Image
 
-    from ..data import read_data_file
-
     dataset = read_data_file(str(path))
     candidates = (image_column,) if isinstance(image_column, str) else image_column
     column = next((c for c in candidates if c in dataset.column_names), None)
@@ -95,8 +95,6 @@ def dataset_images(dataset, image_column: str, base: Path | None = None, isimage
 
 def read_image_inputs(source: str, image_column: str | tuple[str, ...] = "image", split: str = "test") -> ImageInputs:
     """A folder of images, a file listing them, or a data set name/folder (its `split`)."""
-    from ..data import load_named_splits
-    from ..local_assets import is_packaged
 
     path = Path(source).expanduser()
     if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:

@@ -13,12 +13,13 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from ..errors import UserError
-from ..metrics import entity_scores
-from .evaluation import parse_gold, score_logits, tag_lists, word_lists
-from .image_inputs import dataset_images, folder_images
-from .postprocess import MULTI_LABEL, REGRESSION, TOKENS, sigmoid, word_tags
-from .predictor import Predictor
+from hf_finetune.data import load_named_splits, read_data_file
+from hf_finetune.deploy.evaluation import parse_gold, score_logits, tag_lists, word_lists
+from hf_finetune.deploy.image_inputs import dataset_images, folder_images
+from hf_finetune.deploy.postprocess import MULTI_LABEL, REGRESSION, TOKENS, sigmoid, word_tags
+from hf_finetune.deploy.predictor import Predictor
+from hf_finetune.errors import UserError
+from hf_finetune.metrics import entity_scores
 
 RUN_CONFIG = "run_config.yaml"
 COLUMN_DEFAULTS = {"text_column": "text", "text_pair_column": None, "label_column": "label", "image_column": "image",
@@ -70,7 +71,6 @@ def rows_from_dataset(dataset, kind: str, modality: str, columns: dict, base: Pa
 def parity_rows(folder: Path, kind: str, modality: str, data: str | None, overrides: dict, limit: int,
                 id2label: dict) -> ParityRows:  # fmt: skip
     """The first `limit` rows of --data, else of the run's test or validation rows."""
-    from ..data import load_named_splits, read_data_file
 
     values, columns = run_columns(folder, overrides)
     source = data or values.get("test_file") or values.get("validation_file")

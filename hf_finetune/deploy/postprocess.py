@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..inference import MULTI_LABEL, REGRESSION, SINGLE_LABEL, TOKENS, model_kind
+from hf_finetune.inference import MULTI_LABEL, REGRESSION, SINGLE_LABEL, TOKENS, model_kind
 
 __all__ = ["MULTI_LABEL", "REGRESSION", "SINGLE_LABEL", "TOKENS", "classification_rows", "entity_rows", "model_kind"]
 

@@ -13,9 +13,11 @@ import time
 
 import numpy as np
 
-from ..errors import UserError
-from .backends import Loaded
-from .postprocess import TOKENS, classification_rows, entity_rows, model_kind, word_tags
+from hf_finetune.deploy.backends import Loaded
+from hf_finetune.deploy.image_inputs import open_image
+from hf_finetune.deploy.postprocess import TOKENS, classification_rows, entity_rows, model_kind, word_tags
+from hf_finetune.errors import UserError
+from hf_finetune.images import to_rgb
 
 PROGRESS_FROM = 64  # fewer inputs finish before a progress bar would say anything useful
 
@@ -94,8 +96,6 @@ class Predictor:
     def image_logits(self, sources: list) -> tuple[np.ndarray, list[int], dict[int, str]]:
         """(logits of the readable images, their row numbers, {row: why unreadable}); images are opened batch
         by batch (see image_inputs), and the image processor resizes and normalises them as in training."""
-        from ..images import to_rgb
-        from .image_inputs import open_image
 
         processor = self.loaded.image_processor
         if processor is None:
