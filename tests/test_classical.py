@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import read_json, run_cli
 
@@ -55,6 +56,14 @@ def test_saved_pipeline_predicts_the_same_after_reload_and_on_raw_text(fortunes_
     assert code == 0, err
     rows = [json.loads(line) for line in stdout.splitlines()]
     assert [r["label"] for r in rows] == on_the_fly[:2] and all(0 < r["score"] <= 1 for r in rows)
+    # `evaluate` on labelled raw text scores those same predictions.
+    labelled = tmp_path / "labelled.csv"
+    gold = [names[i] for i in test.labels[:24]]
+    pd.DataFrame({"text": texts, "label": gold}).to_csv(labelled, index=False)
+    code, stdout, err = run_cli(["evaluate", "--model", str(out), "--data", str(labelled)], capsys)
+    assert code == 0, err
+    accuracy = np.mean([p == g for p, g in zip(on_the_fly, gold, strict=True)])
+    assert stdout.startswith(f"24 examples: accuracy {accuracy:.4f}")
 
 
 def test_grid_search_picks_C_from_the_grid(fortunes_cache, tmp_path):

@@ -19,7 +19,8 @@ from hf_finetune.deploy.export import DEFAULT_TOLERANCE, MAX_INT8_DROP, export_m
 from hf_finetune.deploy.image_inputs import open_image, read_image_inputs
 from hf_finetune.deploy.predictor import Predictor
 from hf_finetune.errors import UserError
-from hf_finetune.inference import check_prediction_output, read_inputs, write_predictions
+from hf_finetune.inference import check_prediction_output, gold_label_ids, read_inputs, write_predictions
+from hf_finetune.metrics import classification_scores, per_class_report
 from hf_finetune.multitask import MultiTaskPredictor, is_multitask_folder
 
 IMAGE_CHUNK = 256  # images opened at once for the multi-task and classical predictors (bounded memory)
@@ -116,16 +117,41 @@ def run_predict(args) -> None:
         print(f"wrote {len(rows)} predictions to {args.output}", file=sys.stderr)
 
 
+def evaluate_classical(args, folder: Path) -> dict:
+    """A classical-head folder on labelled texts or images: accuracy, macro F1 and per-class scores."""
+    predictor = ClassicalPredictor(folder, trust=False, batch_size=args.batch_size)
+    index = {name: i for i, name in enumerate(predictor.info["label_names"])}
+    if folder_modality(folder) == "image":
+        inputs = read_image_inputs(args.data, image_columns(args), args.split)
+        values = inputs.labels if inputs.labels is not None else inputs.columns.get(args.label_column)
+        rows = through_chunks(predictor.predict, inputs.sources)
+    else:
+        texts, _, dataset = read_inputs(args.data, args.text_column, None)
+        values = dataset[args.label_column] if args.label_column in dataset.column_names else None
+        rows = predictor.predict(texts)
+    if values is None:
+        raise UserError(f"{args.data} has no gold labels: pass --label_column (or a folder of class sub-folders)")
+    kept = [i for i, row in enumerate(rows) if "error" not in row]
+    gold = gold_label_ids([values[i] for i in kept], index)
+    predicted = [index[rows[i]["label"]] for i in kept]
+    result = {"examples": len(kept), "main": ("accuracy", "macro_f1"), **classification_scores(gold, predicted),
+              **per_class_report(gold, predicted, list(index))}  # fmt: skip
+    if len(kept) < len(rows):
+        result["unreadable"] = {i: rows[i]["error"] for i in range(len(rows)) if "error" in rows[i]}
+    return result
+
+
 def run_evaluate(args) -> dict:
     """`hf-finetune evaluate`: the model's scores on labelled data (text file, image folder/file, data set)."""
 
     folder = Path(args.model).expanduser()
     if not folder.is_dir():
         raise UserError(f"model folder {args.model} does not exist")
-    if is_multitask_folder(folder) or is_classical_folder(folder):
-        kind = "multi-task" if is_multitask_folder(folder) else "classical-head"
-        raise UserError(f"{args.model} is a {kind} model: its test scores are in its metrics.json (or report.json); "
-                        "score new data with `hf-finetune predict`")  # fmt: skip
+    if is_multitask_folder(folder):
+        raise UserError(f"{args.model} is a multi-task model: its per-task test scores are in its metrics.json; "
+                        "score new data with `hf-finetune predict --task NAME`")  # fmt: skip
+    if is_classical_folder(folder):
+        return evaluate_classical(args, folder)
     predictor = Predictor(load_for_inference(str(folder), int8=args.int8), args.batch_size)
     columns = {k: getattr(args, k) for k in ("text_column", "text_pair_column", "label_column", "tokens_column",
                                              "tags_column")}  # fmt: skip
