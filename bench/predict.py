@@ -29,7 +29,7 @@ from pathlib import Path
 BENCH_DIR = Path(__file__).resolve().parent
 MODELS = Path("outputs/bench-predict")
 CONFIGS = ("pipeline", "pytorch", "onnx_fp32", "onnx_int8")
-FULL = {"texts": 551, "images": 2000, "text_train": None, "text_epochs": 1, "image_train": 6000, "image_epochs": 2}
+FULL = {"texts": 551, "images": 2000, "text_train": None, "text_epochs": 1, "image_train": 3000, "image_epochs": 1}
 QUICK = {"texts": 64, "images": 64, "text_train": 64, "text_epochs": 1, "image_train": 256, "image_epochs": 1}
 WARM_UP = 8
 
@@ -193,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=2, help="Interleaved runs per configuration (median).")
     parser.add_argument("--models", default=None, help="Folder for the trained and exported models.")
     parser.add_argument("--only", nargs="*", choices=CONFIGS, help="Run only these configurations.")
+    parser.add_argument("--modality", choices=("text", "image"), help="Measure only text or only images.")
+    parser.add_argument("--out", default=str(BENCH_DIR / "predict_results"), help="Results: OUT.json and OUT.md.")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -205,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     models = ensure_models(root, sizes)
     rows = []
     for modality, n in (("text", sizes["texts"]), ("image", sizes["images"])):
+        if args.modality and modality != args.modality:
+            continue
         runs: dict[str, list[dict]] = {c: [] for c in args.only or CONFIGS}
         for repeat in range(args.repeats):  # interleaved A, B, C, D, A, B, ...: load changes hit all alike
             for config in runs:
@@ -216,12 +220,12 @@ def main(argv: list[str] | None = None) -> int:
     results = {"cpu": cpu_description(), "threads": args.threads, "sizes": sizes, "repeats": args.repeats,
                "load_average": os.getloadavg(), "rows": rows,
                "reports": {m: json.loads((models[f"{m}_export"] / "export_report.json").read_text())
-                           for m in ("text", "image")}}  # fmt: skip
+                           for m in ("text", "image") if not args.modality or m == args.modality}}  # fmt: skip
     table = markdown(results)
     print("\n" + table)
     if not args.quick:
-        (BENCH_DIR / "predict_results.json").write_text(json.dumps(results, indent=2) + "\n")
-        (BENCH_DIR / "predict_results.md").write_text(table)
+        Path(args.out + ".json").write_text(json.dumps(results, indent=2) + "\n")
+        Path(args.out + ".md").write_text(table)
     return 0
 
 
