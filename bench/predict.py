@@ -52,8 +52,8 @@ def train_text(folder: Path, sizes: dict) -> None:
 
 def train_image(folder: Path, sizes: dict) -> None:
     """The offline ViT (as `hf-finetune pretrain` builds it) trained on all ten Fashion-MNIST classes."""
-    from hf_finetune.local_assets import FASHION_MNIST_CLASSES
-    from hf_finetune.pretrain import write_init_checkpoint
+    from hf_finetune.assets.fashion_mnist import FASHION_MNIST_CLASSES
+    from hf_finetune.assets.models import write_init_checkpoint
 
     init = write_init_checkpoint(folder.parent / "vit-init", list(FASHION_MNIST_CLASSES))
     cli(["train", "--config", "vit_fashion_source", "--dataset_name", "packaged:fashion-mnist",
@@ -79,7 +79,8 @@ def ensure_models(root: Path, sizes: dict) -> dict[str, Path]:
 
 def load_rows(modality: str, n: int) -> tuple[list, list[str]]:
     """The first n test rows (inputs, gold label names) of the shared loaders."""
-    from hf_finetune.local_assets import fashion_mnist, fortunes_topics
+    from hf_finetune.assets.fashion_mnist import fashion_mnist
+    from hf_finetune.assets.fortunes import fortunes_topics
 
     if modality == "text":
         test = fortunes_topics()["test"]
@@ -100,8 +101,8 @@ def predict_function(config: str, modality: str, models: dict):
         task = "text-classification" if modality == "text" else "image-classification"
         classify = pipeline(task, model=str(models[modality]))  # its defaults: batch size 1, no truncation flag
         return lambda inputs: [(out[0] if isinstance(out, list) else out)["label"] for out in classify(inputs)]
-    from hf_finetune.deploy.backends import load_for_inference
-    from hf_finetune.deploy.predictor import Predictor
+    from hf_finetune.inference.backends import load_for_inference
+    from hf_finetune.inference.predictor import Predictor
 
     folder = models[modality] if config == "pytorch" else models[f"{modality}_export"]
     predictor = Predictor(load_for_inference(str(folder), int8=config == "onnx_int8"), batch_size=32, quiet=True)

@@ -16,9 +16,9 @@ import torch
 from conftest import corrupt_image_csv, run_cli
 from test_bad_input import assert_one_line_error
 
-from hf_finetune.deploy.backends import ONNX_INT8, load_for_inference
-from hf_finetune.deploy.predictor import Predictor
-from hf_finetune.inference import load_pipeline, predict_texts
+from hf_finetune.inference.backends import ONNX_INT8, load_for_inference
+from hf_finetune.inference.pipeline import load_model_pipeline, predict_texts
+from hf_finetune.inference.predictor import Predictor
 
 pytest.importorskip("onnxruntime", reason="the `export` extra (onnx, onnxruntime, onnxscript) is not installed")
 
@@ -86,7 +86,7 @@ def same_rows(ours: list[dict], reference: list[dict], tolerance: float = 2e-4) 
 def test_fast_path_gives_what_pipeline_gives(kind, text_heads, texts):
     folder = str(text_heads[kind])
     ours = Predictor(load_for_inference(folder), batch_size=8).predict_texts(texts)
-    reference = predict_texts(load_pipeline(folder, batch_size=8), texts)
+    reference = predict_texts(load_model_pipeline(folder, batch_size=8), texts)
     same_rows(ours, reference)
     if kind == "tokens":
         assert sum(len(r["entities"]) for r in ours) > 10  # a random head tags plenty: the grouping was exercised
@@ -118,14 +118,14 @@ def test_predict_prints_throughput_and_a_progress_bar(text_heads, texts, tmp_pat
 @pytest.fixture(scope="module")
 def digit_vit(tmp_path_factory) -> Path:
     """A ViT as `hf-finetune pretrain` starts it, labelled with the digit folder's classes."""
-    from hf_finetune.pretrain import write_init_checkpoint
+    from hf_finetune.assets.models import write_init_checkpoint
 
     return write_init_checkpoint(tmp_path_factory.mktemp("digit_vit") / "model", ["0", "1", "7"])
 
 
 @pytest.fixture(scope="module")
 def multi_label_vit(tmp_path_factory) -> Path:
-    from hf_finetune.pretrain import write_init_checkpoint
+    from hf_finetune.assets.models import write_init_checkpoint
 
     folder = write_init_checkpoint(tmp_path_factory.mktemp("ml_vit") / "model", ["round", "straight", "curved"])
     config = json.loads((folder / "config.json").read_text())
@@ -342,7 +342,7 @@ def test_export_without_known_rows_asks_for_data_and_writes_nothing(plain_export
 def test_int8_beyond_the_allowed_drop_is_refused_and_fp32_kept(plain_export_args, texts, tmp_path, capsys,
                                                                monkeypatch):  # fmt: skip
     """The threshold is lowered below any possible drop, so the refusal path runs on a real export."""
-    from hf_finetune.deploy import export as export_module
+    from hf_finetune.inference import onnx_export as export_module
 
     model, _ = plain_export_args
     data = tmp_path / "unlabelled.csv"
@@ -365,7 +365,7 @@ def test_export_merges_lora_adapters(minilm_dir, tmp_path, capsys):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from hf_finetune.adapters import save_adapter_config
+    from hf_finetune.modeling.adapters import save_adapter_config
 
     base = tiny_bert(tmp_path / "base", minilm_dir, AutoModelForSequenceClassification, ["a", "b", "c"])
     wrapped = get_peft_model(AutoModelForSequenceClassification.from_pretrained(base),

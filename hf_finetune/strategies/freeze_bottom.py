@@ -1,9 +1,9 @@
 from dataclasses import dataclass, field
 
-from ..errors import UserError
-from ..layers import EMBEDDINGS
-from . import register_strategy
-from .base import Strategy
+from hf_finetune.errors import UserError
+from hf_finetune.modeling.layers import EMBEDDINGS
+from hf_finetune.strategies import register_strategy
+from hf_finetune.strategies.base import Strategy
 
 
 @dataclass
@@ -26,6 +26,7 @@ class FreezeBottom(Strategy):
     fine-tuning and safer on small data sets, as the bottom layers transfer best."""
 
     name = "freeze_bottom"
+    needs_depth = True
     summary = "freeze embeddings + the first freeze_num_layers blocks, train the rest"
     Arguments = FreezeBottomArguments
 

@@ -1,6 +1,6 @@
-from ..layers import HEAD
-from . import register_strategy
-from .base import Strategy
+from hf_finetune.modeling.layers import HEAD
+from hf_finetune.strategies import register_strategy
+from hf_finetune.strategies.base import Strategy
 
 _BACKBONE_FROZEN = "the backbone is already frozen by linear_probe"
 
@@ -14,6 +14,7 @@ class LinearProbe(Strategy):
     name = "linear_probe"
     summary = "freeze the backbone, train only the new head (feature extraction); default LR 1e-3"
     decides_what_trains = True
+    needs_head = True
     default_learning_rate = 1e-3
     refuses = {
         "freeze_bottom": _BACKBONE_FROZEN,
