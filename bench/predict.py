@@ -130,12 +130,13 @@ def worker(config: str, modality: str, models: dict, n: int) -> dict:
     predict = predict_function(config, modality, models)
     load_s = time.perf_counter() - started
     predict(inputs[:WARM_UP])
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     predicted = predict(inputs)
-    seconds = time.perf_counter() - started
+    seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
     accuracy = sum(p == g for p, g in zip(predicted, gold, strict=True)) / len(gold)
     return {"config": config, "modality": modality, "samples": len(inputs), "seconds": seconds,
-            "samples_per_s": len(inputs) / seconds, "load_s": load_s, "accuracy": accuracy,
+            "samples_per_s": len(inputs) / seconds, "cpu_seconds": cpu_seconds,
+            "samples_per_cpu_s": len(inputs) / cpu_seconds, "load_s": load_s, "accuracy": accuracy,
             "peak_rss_mb": peak_rss_mb()}  # fmt: skip
 
 
@@ -182,6 +183,7 @@ def markdown(results: dict) -> str:
                   "|---|---:|---:|---:|---:|---:|"]  # fmt: skip
         for r in rows:
             lines.append(f"| {r['config']} | {r['samples_per_s']:.1f} | {r['samples_per_s'] / base['samples_per_s']:.2f}x "
+                         f"| {r['samples_per_cpu_s']:.1f} | {r['samples_per_cpu_s'] / base['samples_per_cpu_s']:.2f}x "
                          f"| {r['accuracy']:.4f} | {r['peak_rss_mb']:.0f} | {r['load_s']:.1f} |")  # fmt: skip
         lines.append("")
     return "\n".join(lines)
@@ -194,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=2, help="Interleaved runs per configuration (median).")
     parser.add_argument("--models", default=None, help="Folder for the trained and exported models.")
     parser.add_argument("--only", nargs="*", choices=CONFIGS, help="Run only these configurations.")
+    parser.add_argument("--texts", type=int, help="Measure on the first N test texts (default 551, all).")
+    parser.add_argument("--images", type=int, help="Measure on the first N test images (default 2000).")
     parser.add_argument("--modality", choices=("text", "image"), help="Measure only text or only images.")
     parser.add_argument("--out", default=str(BENCH_DIR / "predict_results"), help="Results: OUT.json and OUT.md.")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -203,7 +207,8 @@ def main(argv: list[str] | None = None) -> int:
         models = {k: Path(v) for k, v in spec["models"].items()}
         print(json.dumps(worker(spec["config"], spec["modality"], models, spec["n"])))
         return 0
-    sizes = QUICK if args.quick else FULL
+    sizes = dict(QUICK if args.quick else FULL)
+    sizes.update({k: getattr(args, k) for k in ("texts", "images") if getattr(args, k)})
     root = Path(args.models) if args.models else MODELS / ("quick" if args.quick else "full")
     models = ensure_models(root, sizes)
     rows = []
@@ -215,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
             for config in runs:
                 runs[config].append(run_in_fresh_process(config, modality, models, n, args.threads))
                 r = runs[config][-1]
-                print(f"{modality:<6} {config:<10} run {repeat + 1}: {r['samples_per_s']:8.1f}/s  accuracy "
+                print(f"{modality:<6} {config:<10} run {repeat + 1}: {r['samples_per_s']:8.1f}/s  "
+                      f"{r['samples_per_cpu_s']:8.1f}/CPU-s  accuracy "
                       f"{r['accuracy']:.4f}  peak RSS {r['peak_rss_mb']:.0f} MiB", flush=True)  # fmt: skip
         rows += [median_row(config_runs) for config_runs in runs.values()]
     results = {"cpu": cpu_description(), "threads": args.threads, "sizes": sizes, "repeats": args.repeats,
