@@ -10,7 +10,7 @@ Configurations, each in its own fresh process (so peak RSS is its own), all on t
   onnx_int8     the same, dynamic int8 (`hf-finetune export --quantize int8`)
 
 The models are made once and reused (outputs/bench-predict/): MiniLM fine-tuned for 1 epoch on the
-fortunes train split, and the small offline ViT trained for 2 epochs on 6,000 Fashion-MNIST train images,
+fortunes train split, and the small offline ViT trained for 1 epoch on 3,000 Fashion-MNIST train images,
 each exported with `hf-finetune export --quantize int8`. Samples/s counts the prediction call only (model
 loading is reported apart), after a warm-up of 8 examples that every configuration gets.
 """
