@@ -15,6 +15,7 @@ import yaml
 from transformers import HfArgumentParser
 
 from hf_finetune.errors import UserError, first_line
+from hf_finetune.settings.regularisation import check_regularisation
 from hf_finetune.settings.arguments import (
     AUGMENTATIONS,
     DEFAULT_OUTPUT_ROOT,
@@ -165,6 +166,7 @@ def finalize(cfg: RunConfig, task: str | None) -> None:
     if cfg.data.tag_scheme not in TAG_SCHEMES:
         raise UserError(f"tag_scheme must be one of {', '.join(TAG_SCHEMES)}, got '{cfg.data.tag_scheme}'")
     parse_class_weights(cfg.data.class_weights)  # a typo stops here, before any data is read
+    check_regularisation(cfg)
     if cfg.data.data_private is None:
         cfg.data.data_private = data_is_local(cfg.data)
     if cfg.training.resume_from_checkpoint:  # Trainer's own spelling of an explicit checkpoint
