@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 
+from datasets import Sequence, Value
+
 from hf_finetune.assets.models import PRETRAINED_VIT_DIR
 from hf_finetune.data.batch_augment import BatchAugmentation, BatchMix, describe_batch_augmentation
 from hf_finetune.data.images import (
@@ -17,6 +19,8 @@ from hf_finetune.data.images import (
     ImageTransform,
     StagedImages,
     collate_images,
+    encode_once,
+    processor_geometry,
     relative_path_bases,
 )
 from hf_finetune.data.splits import load_labelled_data
@@ -113,8 +117,12 @@ class ImageClassification(ClassificationTask):
             "training augmentation (on each batch): %s; evaluation: the image processor's resize + normalise",
             describe_batch_augmentation(args),
         )
+        (height, width), *_ = processor_geometry(processor)
+        labels = Sequence(Value("float32"), length=num_labels) if args.multi_label else Value("int64")
         return {
-            split: dataset.with_transform(train if split == "train" else evaluation)
+            split: encode_once(dataset, train, (3, height, width), "uint8", labels, f"Decoding {split} images")
+            if split == "train"
+            else encode_once(dataset, evaluation, (3, height, width), "float32", labels, f"Preparing {split} images")
             for split, dataset in data.splits.items()
         }
 
