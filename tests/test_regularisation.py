@@ -228,3 +228,15 @@ def test_ema_run_evaluates_selects_and_saves_the_average(vit_init_dir, digit_fol
     assert set(saved) <= set(average)
     assert all(torch.equal(saved[k], average[k]) for k in saved)
     assert any(not torch.equal(saved[k], raw[k]) for k in saved)  # the average, not the raw weights
+
+
+def test_label_smoothing_reaches_text_classification_through_the_same_loss(fortunes_csv):
+    from hf_finetune.tasks import TASKS
+
+    cfg = config_from_dict({"task": "text_classification", "model_name_or_path": "packaged:all-MiniLM-L6-v2",
+                            "train_file": str(fortunes_csv["train"]), "text_column": "review", "label_column": "topic",
+                            "label_smoothing_factor": 0.15})  # fmt: skip
+    task = TASKS.get("text_classification")(cfg)
+    loss = task.loss_function(task.load_data())
+    logits, labels = torch.randn(4, 4), torch.tensor([0, 1, 2, 3])
+    assert loss(logits, labels).item() == pytest.approx(F.cross_entropy(logits, labels, label_smoothing=0.15).item())

@@ -3,7 +3,10 @@
 The loop, mixed precision, DDP/FSDP, checkpointing and logging stay the Trainer's; only
 the optimizer's param groups (one per block, final LR stored in each), the LR schedule
 (gated by gradual unfreezing) and an extra loss term (L2-SP) come from the strategies,
-and the task may replace the model's own loss (class-weighted cross-entropy).
+and the task may replace the model's own loss (class-weighted, label-smoothed or soft-target cross-entropy)
+and transform each training batch (image augmentation and mixup on the collated batch). With `ema_decay`,
+an EMA of the weights (`engine.ema`) is what evaluation sees, what each checkpoint carries beside the
+weights, and what the model becomes at the end (`use_ema_weights`).
 With `auto_batch_size`, an out-of-memory error retries with a smaller per-device batch and more
 accumulation steps (`keep_effective_batch`). A non-finite training loss ends the run (exit code 3): Trainer would log it as 0
 (`logging_nan_inf_filter`) and train on with NaN weights to the last epoch. A SIGTERM or
