@@ -116,7 +116,11 @@ def ours_vision(name: str, sizes: dict) -> dict:
 
 
 CONFIGS = {
-    "vision_plain_aug": ("plain Trainer, per-image crop + flip (run_image_classification.py style)", plain_vision, False),
+    "vision_plain_aug": (
+        "plain Trainer, per-image crop + flip (run_image_classification.py style)",
+        plain_vision,
+        False,
+    ),
     "vision_plain": ("plain Trainer + image processor (no augmentation)", plain_vision, False),
     "vision_ours": ("hf_finetune image pipeline (fashion_mnist_target recipe)", ours_vision, True),
     "vision_ours_noaug": ("hf_finetune image pipeline, augmentation none", ours_vision, True),

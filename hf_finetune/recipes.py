@@ -15,7 +15,6 @@ import yaml
 from transformers import HfArgumentParser
 
 from hf_finetune.errors import UserError, first_line
-from hf_finetune.settings.regularisation import check_regularisation
 from hf_finetune.settings.arguments import (
     AUGMENTATIONS,
     DEFAULT_OUTPUT_ROOT,
@@ -30,6 +29,7 @@ from hf_finetune.settings.arguments import (
     data_is_local,
     parse_class_weights,
 )
+from hf_finetune.settings.regularisation import check_regularisation
 from hf_finetune.strategies import STRATEGIES
 from hf_finetune.strategies.plan import resolve_strategies
 from hf_finetune.tasks import TASKS

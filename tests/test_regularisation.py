@@ -37,7 +37,11 @@ def test_mixup_mixes_labels_with_the_lambda_of_the_images():
     shares = set()
     for i in range(8):
         own = targets[i, i].item()
-        partner = i if own == pytest.approx(1.0) else int(torch.cat([targets[i, :i], torch.tensor([-1.0]), targets[i, i + 1 :]]).argmax())
+        partner = (
+            i
+            if own == pytest.approx(1.0)
+            else int(torch.cat([targets[i, :i], torch.tensor([-1.0]), targets[i, i + 1 :]]).argmax())
+        )
         expected = own * (i + 1) + (1 - own) * (partner + 1)
         assert torch.allclose(mixed[i], torch.full_like(mixed[i], expected), atol=1e-5)  # the image's blend
         if partner != i:
@@ -154,7 +158,9 @@ def test_batch_augmentation_is_random_in_training_seeded_and_deterministic_in_ev
     batch = {"image": rows["image"], "label": rows["label"]}
     staged = StagedImages(PROCESSOR, "image", "label", 10, False)(batch)
     assert staged["pixel_values"].dtype == torch.uint8 and staged["pixel_values"].shape == (8, 3, 16, 16)
-    assert torch.equal(staged["pixel_values"], StagedImages(PROCESSOR, "image", "label", 10, False)(batch)["pixel_values"])
+    assert torch.equal(
+        staged["pixel_values"], StagedImages(PROCESSOR, "image", "label", 10, False)(batch)["pixel_values"]
+    )
     augment = BatchAugmentation(PROCESSOR, "trivial", 0.5, random_erasing=0.5, mix=BatchMix(10, 0.8, 1.0, 1.0, 0.5))
     first, second = augment(staged), augment(staged)
     assert first["pixel_values"].shape == (8, 3, 16, 16) and first["labels"].shape == (8, 10)
@@ -222,7 +228,9 @@ def test_ema_run_evaluates_selects_and_saves_the_average(vit_init_dir, digit_fol
     import json
 
     best = json.loads((out / "trainer_state.json").read_text())["best_model_checkpoint"]
-    average = {k.removeprefix("module."): v for k, v in load_file(f"{best}/{EMA_FILE}").items() if k.startswith("module.")}
+    average = {
+        k.removeprefix("module."): v for k, v in load_file(f"{best}/{EMA_FILE}").items() if k.startswith("module.")
+    }
     raw = AutoModelForImageClassification.from_pretrained(best).state_dict()
     saved = AutoModelForImageClassification.from_pretrained(out).state_dict()
     assert set(saved) <= set(average)

@@ -114,7 +114,10 @@ def test_killed_run_resumes_to_identical_weights_and_metrics(strategy, kill_at, 
 
     if strategy == "vit_regularised":  # the checkpoint carried the average; the saved model is the average
         assert (expected / "ema.safetensors").is_file()
-        ema, reference = load_file(expected / "ema.safetensors"), load_file(whole / f"checkpoint-{kill_at}" / "ema.safetensors")
+        ema, reference = (
+            load_file(expected / "ema.safetensors"),
+            load_file(whole / f"checkpoint-{kill_at}" / "ema.safetensors"),
+        )
         assert all(ema[k].equal(reference[k]) for k in reference)
     a, b = weights(whole), weights(killed)
     assert a.keys() == b.keys()

@@ -31,7 +31,9 @@ class BatchMix:
         self.num_labels = num_labels
         self.mixup_alpha, self.cutmix_alpha = mixup_alpha, cutmix_alpha
         self.prob, self.switch_prob = prob, switch_prob
-        self.cutmix = K.RandomCutMixV2(beta=cutmix_alpha or 1.0, p=1.0, use_correct_lambda=True, data_keys=["input", "class"])
+        self.cutmix = K.RandomCutMixV2(
+            beta=cutmix_alpha or 1.0, p=1.0, use_correct_lambda=True, data_keys=["input", "class"]
+        )
 
     def __call__(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         one_hot = F.one_hot(labels, self.num_labels).to(images.dtype)
@@ -55,7 +57,9 @@ class BatchMix:
 class BatchAugmentation:
     """`inputs -> inputs` for a training batch: uint8 staged pixels in, augmented and normalised floats out."""
 
-    def __init__(self, processor, policy: str, min_scale: float, random_erasing: float = 0.0, mix: BatchMix | None = None):
+    def __init__(
+        self, processor, policy: str, min_scale: float, random_erasing: float = 0.0, mix: BatchMix | None = None
+    ):
         self.pipeline = build_augmentation(processor, policy, min_scale, random_erasing)
         self.rescale = processor_geometry(processor)[3]
         self.mix = mix

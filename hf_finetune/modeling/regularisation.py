@@ -25,7 +25,9 @@ def config_overrides(args, checkpoint: str) -> dict:
     if not wanted:
         return {}
     try:
-        config = AutoConfig.from_pretrained(checkpoint, revision=args.revision, trust_remote_code=args.trust_remote_code)
+        config = AutoConfig.from_pretrained(
+            checkpoint, revision=args.revision, trust_remote_code=args.trust_remote_code
+        )
     except (OSError, ValueError) as exc:
         raise UserError(f"cannot read the config of '{checkpoint}': {first_line(exc)}") from None
     overrides = {}

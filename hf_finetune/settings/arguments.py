@@ -113,13 +113,17 @@ class ModelArguments:
     )
     hidden_dropout: float | None = field(
         default=None,
-        metadata={"help": "Dropout of hidden states (`hidden_dropout_prob`/`hidden_dropout`/`dropout` in the config). "
-                  "Default: the checkpoint's value."},
+        metadata={
+            "help": "Dropout of hidden states (`hidden_dropout_prob`/`hidden_dropout`/`dropout` in the config). "
+            "Default: the checkpoint's value."
+        },
     )
     attention_dropout: float | None = field(
         default=None,
-        metadata={"help": "Dropout of attention weights (`attention_probs_dropout_prob`/`attention_dropout`). "
-                  "Default: the checkpoint's value."},
+        metadata={
+            "help": "Dropout of attention weights (`attention_probs_dropout_prob`/`attention_dropout`). "
+            "Default: the checkpoint's value."
+        },
     )
 
 

@@ -32,4 +32,6 @@ def check_regularisation(cfg) -> None:
         raise UserError(f"ema_decay must be 0 (off) or in [0.9, 1), e.g. 0.998; got {training.ema_decay}")
     mixing = data.mixup_alpha > 0 or data.cutmix_alpha > 0
     if mixing and data.multi_label:
-        raise UserError("mixup/cutmix are for single-label classification; remove mixup_alpha/cutmix_alpha or multi_label")
+        raise UserError(
+            "mixup/cutmix are for single-label classification; remove mixup_alpha/cutmix_alpha or multi_label"
+        )

@@ -190,7 +190,9 @@ class ClassificationTask(Task):
         if cfg.data.multi_label and cfg.data.class_weights != "none":
             raise UserError("class_weights is for single-label classification; remove it with --multi_label true")
         if cfg.data.multi_label and cfg.training.label_smoothing_factor:
-            raise UserError("label_smoothing_factor is for single-label classification; remove it with --multi_label true")
+            raise UserError(
+                "label_smoothing_factor is for single-label classification; remove it with --multi_label true"
+            )
         if cfg.data.multi_label_tune_threshold and not cfg.data.multi_label:
             raise UserError("multi_label_tune_threshold needs --multi_label true")
         self.threshold = cfg.data.multi_label_threshold
@@ -312,7 +314,11 @@ def check_task_options(task: Task, cfg) -> None:
     data = cfg.data
     if cfg.training.label_smoothing_factor and not task.supports_label_smoothing:
         raise UserError(f"label_smoothing_factor is for classification; task {task.name} does not use it. Remove it")
-    overrides = [name for name in ("drop_path_rate", "hidden_dropout", "attention_dropout") if getattr(cfg.model, name) is not None]
+    overrides = [
+        name
+        for name in ("drop_path_rate", "hidden_dropout", "attention_dropout")
+        if getattr(cfg.model, name) is not None
+    ]
     if overrides and not task.supports_model_overrides:
         raise UserError(f"{', '.join(overrides)} cannot be set for task {task.name} yet. Remove them")
     batch_options = [name for name in ("mixup_alpha", "cutmix_alpha", "random_erasing") if getattr(data, name)]

@@ -130,7 +130,9 @@ class ImageClassification(ClassificationTask):
         args = self.cfg.data
         mix = None
         if args.mixup_alpha > 0 or args.cutmix_alpha > 0:
-            mix = BatchMix(len(data.label_names), args.mixup_alpha, args.cutmix_alpha, args.mixup_prob, args.mixup_switch_prob)
+            mix = BatchMix(
+                len(data.label_names), args.mixup_alpha, args.cutmix_alpha, args.mixup_prob, args.mixup_switch_prob
+            )
         return BatchAugmentation(processor, args.augmentation, args.augmentation_min_scale, args.random_erasing, mix)
 
     def data_collator(self, processor):
