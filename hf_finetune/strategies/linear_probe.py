@@ -14,6 +14,7 @@ class LinearProbe(Strategy):
     name = "linear_probe"
     summary = "freeze the backbone, train only the new head (feature extraction); default LR 1e-3"
     decides_what_trains = True
+    needs_head = True
     default_learning_rate = 1e-3
     refuses = {
         "freeze_bottom": _BACKBONE_FROZEN,

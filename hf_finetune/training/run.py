@@ -21,7 +21,7 @@ from pathlib import Path
 
 from transformers import EarlyStoppingCallback, set_seed
 
-from hf_finetune.engine.checkpoints import check_resumable, load_renamed_weights, plan_resume, remove_incomplete
+from hf_finetune.engine.checkpoints import check_resumable, plan_resume, remove_incomplete
 from hf_finetune.engine.interruption import Interrupted
 from hf_finetune.evaluation.plots import save_loss_curves_png
 from hf_finetune.modeling.adapters import is_adapter_folder, save_adapter_config
@@ -216,11 +216,11 @@ def build_trainer(setup: RunSetup, callbacks: tuple):
 
 
 def train_model(setup: RunSetup, trainer):
-    """Train (or resume), reload the best checkpoint, let the task finish, save the model: (output, seconds)."""
+    """Train (or resume), let the task finish, save the model: (output, seconds). Trainer reloads the best
+    checkpoint (`StrategyTrainer._load_best_model`)."""
     started = time.time()
     train_output = train_or_stop(trainer, setup.checkpoint, setup.cfg.run.resume, setup.out)
     train_runtime = time.time() - started
-    reload_best_model(trainer)
     trainer.use_ema_weights()  # with ema_decay: the (best checkpoint's) average becomes the model
     setup.task.after_training(trainer, setup.encoded, setup.data)
     trainer.save_model(str(setup.out))
@@ -331,13 +331,6 @@ def describe_hardware(trainer, state) -> str:
     precision = trainer.accelerator.mixed_precision
     parts.append("fp32" if precision == "no" else precision)
     return ", ".join(parts)
-
-
-def reload_best_model(trainer) -> None:
-    """Make `load_best_model_at_end` true for every architecture (Trainer's reload misses renamed weights)."""
-    best = trainer.state.best_model_checkpoint
-    if trainer.args.load_best_model_at_end and best and load_renamed_weights(Path(best), trainer.model):
-        logger.info("reloaded the best checkpoint %s through from_pretrained (renamed weights)", best)
 
 
 def write_outputs(out, cfg, task, trainer, data, predictions, report_split, summary, train_metrics) -> None:
