@@ -87,7 +87,9 @@ class TokenClassification(Task):
             ]
             return encoded
 
-        encoded = encode_splits(data.splits, tokenize, args.tags_column)
+        encoded = encode_splits(
+            data.splits, tokenize, args.tags_column, num_proc=self.cfg.data.preprocessing_num_workers
+        )
         for split, dataset in encoded.items():
             cut = sum(dataset[TRUNCATED])
             if cut:

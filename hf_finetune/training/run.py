@@ -40,6 +40,7 @@ from hf_finetune.strategies.plan import TransferPlan, format_summary, resolve_st
 from hf_finetune.tasks import TASKS
 from hf_finetune.training.hub import keep_trainer_from_pushing, push_folder, push_settings
 from hf_finetune.training.model_card import build_model_card
+from hf_finetune.training.record import save_results_files, training_record
 
 logger = logging.getLogger("hf_finetune")
 
@@ -270,6 +271,7 @@ def run_summary(setup: RunSetup, trainer, metrics, extra_metrics, baseline, trai
         "baseline": baseline,
         "hardware": describe_hardware(trainer, setup.state),
         **setup.task.summary_extras(setup.data),
+        **training_record(trainer),  # hyper-parameters, per-epoch results, framework versions (the card's)
     }
     if extra_metrics:
         summary["extra_evaluations"] = extra_metrics
@@ -341,6 +343,7 @@ def write_outputs(out, cfg, task, trainer, data, predictions, report_split, summ
         for name, value in task.evaluation_report(prediction, data).items():
             sections.setdefault(name, {})[split] = value
     write_json(out / METRICS, {**summary, "train": train_metrics, **sections, "report_split": report_split})
+    save_results_files(trainer, train_metrics, predictions, summary["data_sizes"])  # the example scripts' files
     prediction = predictions[report_split]
     task.write_report_files(out, prediction, data, report_split)
     save_loss_curves_png(trainer.state.log_history, out / "loss_curves.png")
