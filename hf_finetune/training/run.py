@@ -213,6 +213,7 @@ def build_trainer(setup: RunSetup, callbacks: tuple):
         compute_metrics=task.compute_metrics(setup.data),
         callbacks=callbacks,
         loss_function=task.loss_function(setup.data),
+        batch_transform=task.batch_transform(setup.processor, setup.data),
     )
     # Effective batch = per-device batch x processes x accumulation steps: what the LR was tuned for.
     logger.info(
@@ -236,6 +237,7 @@ def train_model(setup: RunSetup, trainer):
     started = time.time()
     train_output = train_or_stop(trainer, setup.checkpoint, setup.cfg.run.resume, setup.out)
     train_runtime = time.time() - started
+    trainer.use_ema_weights()  # with ema_decay: the (best checkpoint's) average becomes the model
     setup.task.after_training(trainer, setup.encoded, setup.data)
     trainer.save_model(str(setup.out))
     if trainer.is_world_process_zero():
