@@ -88,6 +88,7 @@ def run(cfg: RunConfig, data=None, callbacks: tuple = ()) -> RunResult:
     cross-validation folds and `hf-finetune compare` pass the splits they made, so every run sees the same ones.
     `callbacks`: extra `TrainerCallback`s (progress reporting, timing) added to the strategies' own."""
     from transformers import EarlyStoppingCallback, set_seed
+    from transformers.trainer_utils import TrainOutput
 
     push = push_settings(cfg)  # repo id, token, privacy: checked before any work
     # TrainingArguments built the process group (`FinetuneTrainingArguments.__post_init__`); the
@@ -116,6 +117,10 @@ def run(cfg: RunConfig, data=None, callbacks: tuple = ()) -> RunResult:
         check_resumable(checkpoint, model, data.label_names)
     encoded = task.encode(data, processor)
     extra_eval = extra_evaluation_sets(strategies, task, data, processor, encoded, cfg.training)
+    fitting_started = time.time()
+    for strategy in strategies:  # the convex probe fits the head here (linear_probe, lp_ft)
+        strategy.before_training(model, task, data, processor)
+    fit_runtime = time.time() - fitting_started
 
     if state.is_main_process:
         prepare_output_dir(out, cfg.run.overwrite_output_dir)
@@ -156,8 +161,12 @@ def run(cfg: RunConfig, data=None, callbacks: tuple = ()) -> RunResult:
     logger.info("parameters per block (%s trained):\n%s", f"{parameters[0]:,}", format_summary(blocks))
 
     started = time.time()
-    train_output = train_or_stop(trainer, checkpoint, cfg.run.resume, out)
-    train_runtime = time.time() - started
+    if all(s.needs_training() for s in strategies):
+        train_output = train_or_stop(trainer, checkpoint, cfg.run.resume, out)
+    else:
+        logger.info("the head was fitted before training; no optimizer steps to take")
+        train_output = TrainOutput(0, 0.0, {})
+    train_runtime = time.time() - started + fit_runtime  # a probe's fit is part of what training cost
     reload_best_model(trainer)
     task.after_training(trainer, encoded, data)
     trainer.save_model(str(out))
