@@ -204,7 +204,7 @@ def recipe_values(base: dict, recommendation: Recommendation, base_name: str | N
     return values
 
 
-def write_recipe(path: Path, values: dict, recommendation: Recommendation) -> None:
+def write_recipe(path: Path, values: dict, recommendation: Recommendation, command: str = "advise") -> None:
     """A flat recipe whose header comments say why, runnable with `hf-finetune train --config path`.
 
     The values are validated as a run configuration first, so a recipe that would not run is never written.
@@ -213,7 +213,7 @@ def write_recipe(path: Path, values: dict, recommendation: Recommendation) -> No
 
     config_from_dict(dict(values), recipe=str(path))
     header = [
-        f"# Recommended by `hf-finetune advise`: {recommendation.quadrant} -> {recommendation.strategy}.",
+        f"# Recommended by `hf-finetune {command}`: {recommendation.quadrant} -> {recommendation.strategy}.",
         *(f"#   - {reason}" for reason in recommendation.reasons),
         f"#   hf-finetune train --config {path}",
     ]

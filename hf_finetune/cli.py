@@ -25,6 +25,7 @@ COMMANDS = {
     "merge": "merge PEFT adapters into their base model: hf-finetune merge --model DIR --out DIR2",
     "push": "push a finished run to the Hugging Face Hub: hf-finetune push --model DIR --repo-id user/name",
     "advise": "measure a checkpoint on your data and recommend a strategy: hf-finetune advise --model M --data D",
+    "rank": "rank candidate checkpoints on your data and write the best one's recipe: hf-finetune rank --models A,B --config R",
     "recipes": "list the shipped recipes",
     "strategies": "list the transfer strategies",
     "tasks": "list the tasks",
@@ -561,6 +562,10 @@ def dispatch(argv: list[str]) -> int:
         return push_main(rest)
     if command == "advise":
         return advise_main(rest)
+    if command == "rank":
+        from .cli_rank import rank_main
+
+        return rank_main(rest)
     if command in ("recipes", "strategies", "tasks"):
         return listing_main(command)
     if command in ("zero-shot", "zero_shot"):
