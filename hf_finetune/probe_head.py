@@ -39,6 +39,7 @@ logger = logging.getLogger("hf_finetune")
 PROBE_C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0, 100.0)
 # lbfgs on a few thousand standardised 128-768-d rows converges well within this (classical.py uses 2,000).
 MAX_ITERATIONS = 5000
+SCORING = {"accuracy": "accuracy", "log_loss": "neg_log_loss"}
 # Tasks whose head is one softmax over classes: what a multinomial logistic regression fits.
 PROBE_TASKS = ("text_classification", "image_classification")
 
@@ -53,12 +54,13 @@ class ProbeFit:
     cv_log_loss: float | None  # mean over folds at the chosen C; None when too few rows for CV
     folds: int
     pipeline: object = field(repr=False, default=None)
+    cv_accuracy: float | None = None
     train_accuracy: float | None = None
     rows: int = 0  # the scikit-learn pipeline (scaler + logistic regression)
 
     def summary(self) -> dict:
         return {"solver": "lbfgs", "C": self.C, "C_grid": list(PROBE_C_GRID), "cv_folds": self.folds,
-                "cv_log_loss": self.cv_log_loss, "train_accuracy": self.train_accuracy,
+                "cv_log_loss": self.cv_log_loss, "cv_accuracy": self.cv_accuracy, "train_accuracy": self.train_accuracy,
                 "rows": self.rows, "dim": int(self.weight.shape[1])}  # fmt: skip
 
     def to_json(self) -> str:
@@ -117,7 +119,7 @@ def head_inputs(model: nn.Module, linear: nn.Linear, dataset, collator, batch_si
 
 def fit_probe(features: np.ndarray, labels: np.ndarray, num_labels: int, *, folds: int = 5, seed: int = 42,
               class_weight=None) -> ProbeFit:  # fmt: skip
-    """L-BFGS logistic regression on standardised features, C by stratified k-fold CV (log loss), refitted on all."""
+    """L-BFGS logistic regression on standardised features, C by stratified k-fold CV (accuracy, then log loss), refitted on all."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import GridSearchCV, StratifiedKFold
     from sklearn.pipeline import Pipeline
@@ -130,18 +132,31 @@ def fit_probe(features: np.ndarray, labels: np.ndarray, num_labels: int, *, fold
     pipeline = Pipeline([("scale", StandardScaler()), ("clf", LogisticRegression(
         max_iter=MAX_ITERATIONS, random_state=seed, class_weight=class_weight))])  # fmt: skip
     k = min(folds, int(counts[counts > 0].min()))
-    cv_loss = None
+    cv_loss = cv_accuracy = None
     # Small BLAS problems: threads only contend on a shared machine.
     with threadpool_limits(limits=1):
         if k >= 2:
-            search = GridSearchCV(pipeline, {"clf__C": list(PROBE_C_GRID)}, scoring="neg_log_loss",
+            search = GridSearchCV(pipeline, {"clf__C": list(PROBE_C_GRID)}, scoring=SCORING, refit=best_c,
                                   cv=StratifiedKFold(n_splits=k, shuffle=True, random_state=seed))  # fmt: skip
             search.fit(features, labels)
-            pipeline, cv_loss = search.best_estimator_, float(-search.best_score_)
+            pipeline, results = search.best_estimator_, search.cv_results_
+            cv_accuracy = float(results["mean_test_accuracy"][search.best_index_])
+            cv_loss = float(-results["mean_test_log_loss"][search.best_index_])
         else:  # a class with one row: no fold can hold it out; the usual C=1
             pipeline.fit(features, labels)
     weight, bias = head_weights(pipeline, num_labels)
-    return ProbeFit(weight, bias, float(pipeline.named_steps["clf"].C), cv_loss, k if k >= 2 else 0, pipeline)
+    return ProbeFit(weight, bias, float(pipeline.named_steps["clf"].C), cv_loss, k if k >= 2 else 0, pipeline,
+                    cv_accuracy=cv_accuracy)  # fmt: skip
+
+
+def best_c(results: dict) -> int:
+    """The C with the best mean CV accuracy (the metric users read); among ties, the lowest log loss.
+
+    Measured on the e-mail-style set (65 rows, 3 seeds): choosing by log loss alone favoured strong
+    penalties and scored 1.5 points below choosing by accuracy (0.762 vs 0.777 on MiniLM's pooler output)."""
+    accuracy, log_loss = results["mean_test_accuracy"], results["mean_test_log_loss"]
+    tied = np.flatnonzero(accuracy >= accuracy.max() - 1e-12)
+    return int(tied[np.argmax(log_loss[tied])])
 
 
 def head_weights(pipeline, num_labels: int) -> tuple[np.ndarray, np.ndarray]:
@@ -183,7 +198,8 @@ def fit_convex_head(model, layout, task, data: LabelledData, processor, cfg, fol
     fit = fit_probe(x, y, model.config.num_labels, folds=folds, seed=cfg.training.seed, class_weight=weights)
     write_head(linear, fit)
     fit.train_accuracy, fit.rows = float((fit.pipeline.predict(x) == y).mean()), len(y)
-    loss = "" if fit.cv_log_loss is None else f", {fit.folds}-fold CV log loss {fit.cv_log_loss:.4f}"
+    loss = "" if fit.cv_log_loss is None else (f", {fit.folds}-fold CV accuracy {fit.cv_accuracy:.4f}, "
+                                               f"log loss {fit.cv_log_loss:.4f}")  # fmt: skip
     logger.info("convex probe: L-BFGS logistic regression on %d x %d head inputs, C %g%s, train accuracy %.4f "
                 "(%.1f s)", *x.shape, fit.C, loss, fit.train_accuracy, time.perf_counter() - started)  # fmt: skip
     return fit
