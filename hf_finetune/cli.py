@@ -321,7 +321,7 @@ def compare_main(argv: list[str]) -> int:
             comparison.out,
             rows,
             metric=args.metric,
-            title=f"Transfer report: {comparison.recipe_path.stem}",
+            title=comparison.title(),
             advice=args.advice,
         )
         print(f"transfer report: {report / 'report.md'} and {report / 'report.html'}")

@@ -166,6 +166,7 @@ def run(cfg: RunConfig, data=None, callbacks: tuple = ()) -> RunResult:
     else:
         logger.info("the head was fitted before training; no optimizer steps to take")
         train_output = TrainOutput(0, 0.0, {})
+        trainer.evaluate()  # one point on the validation curve (step 0), as every trained run has its curve
     train_runtime = time.time() - started + fit_runtime  # a probe's fit is part of what training cost
     reload_best_model(trainer)
     task.after_training(trainer, encoded, data)
