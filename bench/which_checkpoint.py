@@ -31,8 +31,11 @@ SCENARIOS = {
     # The e-mail case rebuilt from packaged data: 2 classes, 69/31, 72 training rows (`email_files`).
     "email": ("fortunes_topics", {"max_train_samples": 72, "num_train_epochs": 10}, "text"),
     "fashion": ("fashion_mnist_target", {"max_train_samples": 250, "num_train_epochs": 20}, "vision"),
-    "digits": ("fashion_mnist_target", {"dataset_name": "packaged:digits", "max_train_samples": 144,
-                                        "num_train_epochs": 20}, "vision"),  # fmt: skip
+    "digits": (
+        "fashion_mnist_target",
+        {"dataset_name": "packaged:digits", "max_train_samples": 144, "num_train_epochs": 20},
+        "vision",
+    ),  # fmt: skip
 }
 
 
@@ -130,7 +133,11 @@ def markdown(results: list[dict]) -> str:
             leep = "n/a" if c["leep"] is None else f"{c['leep']:.3f}"
             lines.append(f"| {r['scenario']} ({r['n_train']} train) | {r['strategy']} | {Path(c['model']).name} | {c['rank']} | "
                          f"{c['probe']:.3f} | {c['knn']:.3f} | {c['logme']:.3f} | {leep} | {c['finetuned']:.3f} |")  # fmt: skip
-    lines += ["", "| scenario | tau probe | tau kNN | tau LogME | tau LEEP | regret (points) |", "|---|---:|---:|---:|---:|---:|"]
+    lines += [
+        "",
+        "| scenario | tau probe | tau kNN | tau LogME | tau LEEP | regret (points) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for r in results:
         taus = " | ".join("n/a" if r["tau"][m] is None else f"{r['tau'][m]:+.2f}" for m in MEASURES)
         lines.append(f"| {r['scenario']} | {taus} | {r['regret_points']:.1f} |")

@@ -49,8 +49,8 @@ def rank_main(argv: list[str]) -> int:
     from .advisor import data_values, write_recipe
     from .config import load_recipe, resolve_recipe_path
     from .features import parse_models
-    from .outputs import write_json
     from .modeling import resolve_checkpoint
+    from .outputs import write_json
     from .ranking import checkpoint_modality, markdown_table, rank_checkpoints
     from .training import setup_logging
 
@@ -64,7 +64,9 @@ def rank_main(argv: list[str]) -> int:
     if out.is_dir() or out.suffix not in (".yaml", ".yml"):
         raise UserError(f"--out must be a .yaml file path, got {args.out}")
     if args.sample < 20:
-        raise UserError(f"--sample must be at least 20 (a 5-fold probe needs a few examples per class), got {args.sample}")
+        raise UserError(
+            f"--sample must be at least 20 (a 5-fold probe needs a few examples per class), got {args.sample}"
+        )
     values = load_recipe(resolve_recipe_path(args.config)) if args.config else {}
     if args.data:
         values.update(data_values(args.data))
@@ -73,7 +75,9 @@ def rank_main(argv: list[str]) -> int:
     for key in ("text_column", "label_column", "image_column"):
         if getattr(args, key):
             values[key] = getattr(args, key)
-    guessed = "image_classification" if models and checkpoint_modality(resolve_checkpoint(models[0])) == "image" else None
+    guessed = (
+        "image_classification" if models and checkpoint_modality(resolve_checkpoint(models[0])) == "image" else None
+    )
     values["task"] = args.task or values.get("task") or guessed or "text_classification"
     values.setdefault("model_name_or_path", models[0] if models else None)
     setup_logging(is_main=True)  # progress and cache lines on stderr, as compare prints them

@@ -31,8 +31,8 @@ import numpy as np
 from .advisor import Measurements, finetuning_rate, recipe_values, recommend, stratified_sample
 from .config import config_from_dict
 from .errors import UserError
-from .images import to_rgb
 from .features import cached_or_extract, extract_splits, feature_request, input_column, load_config_data
+from .images import to_rgb
 from .modeling import TOKENIZER_FILES, resolve_checkpoint
 from .tasks.image_classification import PROCESSOR_FILES
 from .transferability import chance_accuracy, knn_accuracy, linear_probe_accuracy, logme
@@ -229,7 +229,10 @@ def candidate_reasons(c: Candidate, ordered: list[Candidate]) -> list[str]:
 
 
 def markdown_table(ordered: list[Candidate]) -> str:
-    lines = ["| rank | checkpoint | blocks | probe | kNN | LogME | LEEP | s |", "|---:|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| rank | checkpoint | blocks | probe | kNN | LogME | LEEP | s |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for c in ordered:
         m = c.measurements
         leep_cell = "n/a" if c.leep is None else f"{c.leep:.3f}"

@@ -48,7 +48,9 @@ def collate(rows: list[dict]) -> dict:
 def test_model_forward_reproduces_the_decision_function(model_type, classes):
     model = build(BY_TYPE[model_type])
     if classes == 2:  # a binary head: scikit-learn fits one margin, the model has two logits
-        model = BY_TYPE[model_type].auto.from_config(model.config.__class__(**{**model.config.to_dict(), "num_labels": 2}))
+        model = BY_TYPE[model_type].auto.from_config(
+            model.config.__class__(**{**model.config.to_dict(), "num_labels": 2})
+        )
     layout = discover_blocks(model)
     linear = classifier_linear(model, layout)
     rows = tiny_examples(model_type, classes=classes)
