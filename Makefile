@@ -53,7 +53,7 @@ $(STANDARD_TASKS): setup
 # Pretrain a small ViT on Fashion-MNIST source classes (reused once finished), fine-tune it on the
 # held-out classes, and print the gain over the same ViT trained from scratch. Offline.
 demo-vision: setup
-	$(OFFLINE) $(PY) -m hf_finetune.vision_demo $(ARGS)
+	$(OFFLINE) $(PY) -m hf_finetune.cli.vision_demo $(ARGS)
 
 report: setup
 	$(OFFLINE) $(VENV)/bin/hf-finetune compare --config fortunes_topics $(REPORT_ARGS) --out $(REPORT_OUT) $(ARGS)

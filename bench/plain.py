@@ -7,7 +7,7 @@ split are the same for both, so they live here once.
 
 from __future__ import annotations
 
-from .clock import TrainClock
+from bench.clock import TrainClock
 
 
 def train_plain(cfg, model, train, test, data_collator=None, **arguments):

@@ -20,8 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from .measure import device_peak_flops, model_flops_utilisation, padding_share, peak_rss_mb
-from .report import markdown_table
+from bench.measure import device_peak_flops, model_flops_utilisation, padding_share, peak_rss_mb
+from bench.report import markdown_table
 
 BENCH_DIR = Path(__file__).resolve().parent
 # The issue's reference is 1,600 training samples x 3 epochs (batch 32, the demo recipe); on 2 cores the
@@ -33,8 +33,8 @@ QUICK = {"train": 32, "epochs": 1, "eval": 32, "vision_train": 64, "vision_epoch
 
 
 def all_configs() -> dict:
-    from .text import CONFIGS as TEXT
-    from .vision import CONFIGS as VISION
+    from bench.text import CONFIGS as TEXT
+    from bench.vision import CONFIGS as VISION
 
     return {**TEXT, **VISION}
 

@@ -12,8 +12,8 @@ import json
 import tempfile
 from pathlib import Path
 
-from .clock import TrainClock
-from .plain import train_plain
+from bench.clock import TrainClock
+from bench.plain import train_plain
 
 RECIPE = "fortunes_topics"
 LORA_RECIPE = "fortunes_topics_lora"
@@ -21,7 +21,7 @@ LORA_RECIPE = "fortunes_topics_lora"
 
 def recipe_config(recipe: str, sizes: dict):
     """The recipe as our pipeline resolves it, cut to the benchmark's sizes."""
-    from hf_finetune.config import config_from_dict, load_recipe, resolve_recipe_path
+    from hf_finetune.recipes import config_from_dict, load_recipe, resolve_recipe_path
 
     values = load_recipe(resolve_recipe_path(recipe))
     values.update(bench_overrides(sizes), output_dir=tempfile.mkdtemp(prefix="bench-"))
@@ -39,8 +39,8 @@ def bench_overrides(sizes: dict) -> dict:
 
 def load_bench_data(cfg):
     """Our splits (validation held out of train, then the training subset) and the checkpoint's tokenizer."""
-    from hf_finetune.data import load_labelled_data
-    from hf_finetune.modeling import load_tokenizer
+    from hf_finetune.data.splits import load_labelled_data
+    from hf_finetune.modeling.loading import load_tokenizer
 
     return load_labelled_data(cfg.data, seed=cfg.training.seed), load_tokenizer(cfg.model)
 
@@ -59,7 +59,7 @@ def plain_trainer(name: str, sizes: dict) -> dict:
         default_data_collator,
     )
 
-    from hf_finetune.modeling import resolve_checkpoint
+    from hf_finetune.modeling.loading import resolve_checkpoint
 
     cfg = recipe_config(RECIPE, sizes)
     data, tokenizer = load_bench_data(cfg)
@@ -102,7 +102,7 @@ def plain_trainer(name: str, sizes: dict) -> dict:
 
 def ours(name: str, sizes: dict) -> dict:
     """Our pipeline end to end (`training.run`: per-epoch evaluation, checkpoints, best-model reload)."""
-    from hf_finetune.training import run
+    from hf_finetune.training.run import run
 
     recipe = LORA_RECIPE if name == "ours_lora" else RECIPE
     cfg = recipe_config(recipe, sizes)
@@ -124,7 +124,7 @@ def ours(name: str, sizes: dict) -> dict:
         **clock.row(),
     }
     if name == "ours_lora":
-        from hf_finetune.modeling import resolve_checkpoint
+        from hf_finetune.modeling.loading import resolve_checkpoint
 
         full = Path(resolve_checkpoint(cfg.model.model_name_or_path)) / "model.safetensors"
         row["checkpoint_mb"] = _mb(out / "adapter_model.safetensors")
@@ -139,7 +139,7 @@ def _mb(path: Path) -> float:
 
 
 def _non_embedding(model) -> int:
-    from .measure import non_embedding_parameters
+    from bench.measure import non_embedding_parameters
 
     return non_embedding_parameters(model)
 

@@ -1,6 +1,6 @@
 """Vision configurations: our image pipeline against a plain Trainer fed by the image processor.
 
-Both fine-tune the same randomly initialised small ViT (`hf_finetune.pretrain`'s architecture,
+Both fine-tune the same randomly initialised small ViT (`hf_finetune.assets.models`'s architecture,
 written once per run so nothing depends on a cached pretraining) on the same Fashion-MNIST
 target-class images with the `fashion_mnist_target` recipe's settings. Ours applies the recipe's
 augmentation (kornia crop + flip) as users get it; the plain Trainer only resizes and normalises,
@@ -12,16 +12,16 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from .clock import TrainClock
-from .plain import train_plain
+from bench.clock import TrainClock
+from bench.plain import train_plain
 
 RECIPE = "fashion_mnist_target"
 
 
 def vision_config(sizes: dict, **overrides):
-    from hf_finetune.config import config_from_dict, load_recipe, resolve_recipe_path
-    from hf_finetune.local_assets import FASHION_MNIST_CLASSES, FASHION_MNIST_TARGET_CLASSES
-    from hf_finetune.pretrain import write_init_checkpoint
+    from hf_finetune.assets.fashion_mnist import FASHION_MNIST_CLASSES, FASHION_MNIST_TARGET_CLASSES
+    from hf_finetune.assets.models import write_init_checkpoint
+    from hf_finetune.recipes import config_from_dict, load_recipe, resolve_recipe_path
 
     init = write_init_checkpoint(
         Path(tempfile.mkdtemp(prefix="vit-")), [FASHION_MNIST_CLASSES[c] for c in FASHION_MNIST_TARGET_CLASSES]
@@ -69,7 +69,7 @@ def plain_vision(name: str, sizes: dict) -> dict:
 def ours_vision(name: str, sizes: dict) -> dict:
     import json
 
-    from hf_finetune.training import run
+    from hf_finetune.training.run import run
 
     cfg = vision_config(sizes, **({"augmentation": "none"} if name == "vision_ours_noaug" else {}))
     clock = TrainClock()

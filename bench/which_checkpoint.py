@@ -31,8 +31,11 @@ SCENARIOS = {
     # The issue's e-mail case rebuilt from packaged data: 2 classes, 69/31, 72 training rows (`email_files`).
     "email": ("fortunes_topics", {"max_train_samples": 72, "num_train_epochs": 10}, "text"),
     "fashion": ("fashion_mnist_target", {"max_train_samples": 250, "num_train_epochs": 10}, "vision"),
-    "digits": ("fashion_mnist_target", {"dataset_name": "packaged:digits", "max_train_samples": 144,
-                                        "num_train_epochs": 10}, "vision"),  # fmt: skip
+    "digits": (
+        "fashion_mnist_target",
+        {"dataset_name": "packaged:digits", "max_train_samples": 144, "num_train_epochs": 10},
+        "vision",
+    ),  # fmt: skip
 }
 # Validation and test are seeded subsets of this size: CPU time is scarce (2 shared cores).
 MAX_EVAL_SAMPLES = 500
@@ -42,7 +45,7 @@ def text_candidates(root: Path) -> list[str]:
     import torch
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-    from hf_finetune.local_assets import resolve_packaged_model
+    from hf_finetune.assets.models import resolve_packaged_model
 
     source = resolve_packaged_model(MINILM)
     tokenizer = AutoTokenizer.from_pretrained(source)
@@ -72,7 +75,7 @@ def vision_candidates(root: Path) -> list[str]:
 
 def email_files(root: Path) -> dict:
     """computers vs science from the packaged fortunes (500 + 220 train rows, every test row of the two)."""
-    from hf_finetune.local_assets import fortunes_topics
+    from hf_finetune.assets.fortunes import fortunes_topics
 
     data = fortunes_topics()
     names = data["train"].features["label"].names
@@ -101,8 +104,8 @@ def kendall(xs: list, ys: list) -> float | None:
 
 def run_scenario(name: str, out: Path, candidates: list[str], seed: int) -> dict:
     import hf_finetune
-    from hf_finetune.config import load_recipe, resolve_recipe_path
-    from hf_finetune.ranking import rank_checkpoints
+    from hf_finetune.analysis.ranking import rank_checkpoints
+    from hf_finetune.recipes import load_recipe, resolve_recipe_path
 
     recipe, overrides, _ = SCENARIOS[name]
     values = {**load_recipe(resolve_recipe_path(recipe)), **overrides, "seed": seed,

@@ -41,27 +41,12 @@ _cpu_threads_yield()
 _flush_denormals()
 
 
-def train(config=None, **overrides):
-    """Run one fine-tuning job and return its `RunResult` (output_dir, metrics, majority_baseline).
+def __getattr__(name: str):
+    """`hf_finetune.train`, loaded on first use (PEP 562). Late on purpose: every submodule import
+    (`hf_finetune.errors`) runs this file, which must not load the whole training stack, and the
+    OpenMP wait policy above must be set before anything imports torch."""
+    if name == "train":
+        from hf_finetune.api import train
 
-    `config` is a recipe name, a YAML path, a flat dict of recipe keys, or None; keyword
-    arguments override it exactly as `--key value` does on the command line.
-    """
-    from pathlib import Path
-
-    from .config import config_from_dict, load_recipe, resolve_recipe_path
-    from .training import run
-
-    recipe_path = None
-    if isinstance(config, (str, Path)):
-        recipe_path = resolve_recipe_path(str(config))
-        values = load_recipe(recipe_path)
-    else:
-        values = dict(config or {})
-    values.update(overrides)
-    cfg = config_from_dict(values, recipe=str(recipe_path) if recipe_path else None)
-    if cfg.run.cv_folds:  # k-fold cross-validation: a `cross_validation.CVResult` (folds, mean and std)
-        from .cross_validation import run_cv
-
-        return run_cv(cfg)
-    return run(cfg)
+        return train
+    raise AttributeError(f"module 'hf_finetune' has no attribute {name!r}")

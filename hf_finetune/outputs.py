@@ -12,7 +12,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .errors import UserError, first_line
+from hf_finetune.errors import UserError, first_line
 
 COMPLETE_MARKER = "run_complete.json"
 RUN_CONFIG = "run_config.yaml"

@@ -10,7 +10,7 @@ import importlib
 import pkgutil
 from typing import Generic, TypeVar
 
-from .errors import UserError
+from hf_finetune.errors import UserError
 
 T = TypeVar("T")
 

@@ -30,14 +30,14 @@ N_TRAIN, N_TEST = 480, 200
 
 @pytest.fixture(scope="session")
 def minilm_dir() -> str:
-    from hf_finetune.local_assets import resolve_packaged_model
+    from hf_finetune.assets.models import resolve_packaged_model
 
     return resolve_packaged_model("packaged:all-MiniLM-L6-v2")
 
 
 @pytest.fixture(scope="session")
 def fortunes():
-    from hf_finetune.local_assets import fortunes_topics
+    from hf_finetune.assets.fortunes import fortunes_topics
 
     return fortunes_topics()
 
@@ -110,7 +110,7 @@ def read_json(path: Path):
 
 @pytest.fixture(scope="session")
 def digits_data():
-    from hf_finetune.local_assets import digits
+    from hf_finetune.assets.digits import digits
 
     return digits()
 
@@ -158,8 +158,8 @@ def digit_folder(tmp_path_factory, digits_data) -> Path:
 @pytest.fixture(scope="session")
 def vit_init_dir(tmp_path_factory) -> Path:
     """The random-init ViT checkpoint `hf-finetune pretrain` starts from (labels: the source classes)."""
-    from hf_finetune.local_assets import FASHION_MNIST_CLASSES, FASHION_MNIST_SOURCE_CLASSES
-    from hf_finetune.pretrain import write_init_checkpoint
+    from hf_finetune.assets.fashion_mnist import FASHION_MNIST_CLASSES, FASHION_MNIST_SOURCE_CLASSES
+    from hf_finetune.assets.models import write_init_checkpoint
 
     folder = tmp_path_factory.mktemp("vit") / "random-init"
     return write_init_checkpoint(folder, [FASHION_MNIST_CLASSES[c] for c in FASHION_MNIST_SOURCE_CLASSES])

@@ -4,7 +4,7 @@ import json
 
 from conftest import run_cli
 
-from hf_finetune.config import parse_config
+from hf_finetune.recipes import parse_config
 
 
 def test_advise_measures_prints_the_advice_and_writes_a_runnable_recipe(tmp_path, fortunes_csv, minilm_dir, capsys):

@@ -2,15 +2,9 @@
 
 import pytest
 
-from hf_finetune.advisor import (
-    LITTLE_DATA_PER_CLASS,
-    Measurements,
-    recipe_values,
-    recommend,
-    write_recipe,
-)
-from hf_finetune.config import load_recipe, parse_config, resolve_recipe_path
+from hf_finetune.analysis.advisor import LITTLE_DATA_PER_CLASS, Measurements, recipe_values, recommend, write_recipe
 from hf_finetune.errors import UserError
+from hf_finetune.recipes import load_recipe, parse_config, resolve_recipe_path
 
 
 def measured(per_class: int, probe: float, pad: float | None = None, logme_gain: float = 0.5) -> Measurements:

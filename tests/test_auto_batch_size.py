@@ -11,7 +11,7 @@ import torch
 from conftest import read_json
 from transformers import TrainerCallback
 
-from hf_finetune.trainer import keep_effective_batch
+from hf_finetune.engine.trainer import keep_effective_batch
 
 
 @pytest.mark.parametrize(
@@ -60,8 +60,8 @@ class DeviceThatFits(TrainerCallback):
 
 @pytest.mark.slow
 def test_out_of_memory_halves_the_batch_and_keeps_the_effective_batch(tmp_path, fortunes_csv):
-    from hf_finetune.config import config_from_dict, load_recipe, resolve_recipe_path
-    from hf_finetune.training import run
+    from hf_finetune.recipes import config_from_dict, load_recipe, resolve_recipe_path
+    from hf_finetune.training.run import run
 
     values = load_recipe(resolve_recipe_path("fortunes_topics"))
     values.update(

@@ -1,6 +1,6 @@
 """Bad input: one line on stderr, exit code 2, no traceback, nothing already written lost.
 
-Each case runs in-process through `hf_finetune.cli.main`, as the `hf-finetune` command does,
+Each case runs in-process through `hf_finetune.cli`, as the `hf-finetune` command does,
 and fails before training: on the packaged MiniLM, the random-init ViT and real digit images.
 A case either starts with files in the output folder (a finished run, the user's own files),
 which must come out byte-identical, or starts without one, which must not be created.
@@ -18,7 +18,7 @@ import pytest
 import torch
 from conftest import corrupt_image_csv, csv_recipe_args, run_cli
 
-from hf_finetune.checkpoints import CHECKPOINT_COMPLETE
+from hf_finetune.engine.checkpoints import CHECKPOINT_COMPLETE
 from hf_finetune.outputs import COMPLETE_MARKER
 
 GOOD_ROWS = pd.DataFrame({"review": ["good", "bad", "fine", "awful"] * 5, "topic": ["a", "b"] * 10})
@@ -442,8 +442,8 @@ def test_a_new_head_replaces_one_of_another_size_when_asked(vit_init_dir):
     becomes a new 3-class head."""
     from transformers import AutoModelForImageClassification
 
-    from hf_finetune.config import ModelArguments
-    from hf_finetune.modeling import load_classifier
+    from hf_finetune.modeling.loading import load_classifier
+    from hf_finetune.settings.arguments import ModelArguments
 
     args = ModelArguments(model_name_or_path=str(vit_init_dir), ignore_mismatched_sizes=True)
     model, new = load_classifier(AutoModelForImageClassification, args, ["0", "1", "7"])
@@ -452,8 +452,8 @@ def test_a_new_head_replaces_one_of_another_size_when_asked(vit_init_dir):
 
 
 def test_trust_remote_code_with_a_pinned_revision_or_a_local_folder_passes_the_check(tmp_path):
-    from hf_finetune.config import ModelArguments
-    from hf_finetune.modeling import check_remote_code
+    from hf_finetune.modeling.loading import check_remote_code
+    from hf_finetune.settings.arguments import ModelArguments
 
     check_remote_code("someorg/custom-model", ModelArguments(trust_remote_code=True, revision=SHA))
     folder = tmp_path / "local"

@@ -4,7 +4,7 @@ Trainer's grouping on real fortunes lengths; the longest batch first and a short
 import torch
 from transformers.trainer_pt_utils import get_length_grouped_indices
 
-from hf_finetune.trainer import MEGA_BATCHES, length_grouped_indices
+from hf_finetune.engine.trainer import MEGA_BATCHES, length_grouped_indices
 
 
 def padding_share(order, lengths, batch_size):

@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 from conftest import read_json, run_cli
 
-from hf_finetune.classical import C_GRID, HEADS, ClassicalPredictor, load_pipeline, run_classical
-from hf_finetune.compare import ROW_KEYS
-from hf_finetune.config import parse_config
-from hf_finetune.cross_validation import CV_METRICS, stratified_folds
-from hf_finetune.features import features_for_config, load_config_data, load_features
+from hf_finetune.analysis.classical import C_GRID, HEADS, ClassicalPredictor, load_sklearn_pipeline, run_classical
+from hf_finetune.analysis.compare.runs import ROW_KEYS
+from hf_finetune.analysis.features import features_for_config, load_config_data, load_features
+from hf_finetune.data.splits import stratified_folds
+from hf_finetune.recipes import parse_config
+from hf_finetune.training.cross_validation import CV_METRICS
 
 TINY = ["--max_train_samples", "40", "--max_eval_samples", "20", "--num_train_epochs", "1"]
 
@@ -41,7 +42,7 @@ def test_saved_pipeline_predicts_the_same_after_reload_and_on_raw_text(fortunes_
     out = tmp_path / "logreg"
     run_classical(features, "logreg", out, cv=0)
     test = load_features(features)["test"]
-    pipeline = load_pipeline(out / "model.skops")
+    pipeline = load_sklearn_pipeline(out / "model.skops")
     predicted = pipeline.predict(test.features)
     assert read_json(out / "classical.json")["metrics"]["test"]["accuracy"] == pytest.approx(
         float(np.mean(predicted == test.labels))
@@ -108,7 +109,7 @@ def test_cv_folds_trains_k_fresh_models_and_resumes(tmp_path, capsys):
     ],
 )
 def test_min_steps_raises_the_epochs_of_small_fractions(n_train, batch, accumulation, max_steps, min_steps, epochs):
-    from hf_finetune.compare import epochs_for_min_steps
+    from hf_finetune.analysis.compare.runs import epochs_for_min_steps
 
     training = parse_config(["--config", "fortunes_topics", "--per_device_train_batch_size", str(batch),
                              "--gradient_accumulation_steps", str(accumulation), "--max_steps", str(max_steps)]).training  # fmt: skip

@@ -6,17 +6,9 @@ import pytest
 import transformers
 import yaml
 
-from hf_finetune.config import (
-    OWN_TRAINING_FIELDS,
-    FinetuneTrainingArguments,
-    config_from_dict,
-    list_recipes,
-    load_recipe,
-    parse_config,
-    resolve_recipe_path,
-    write_run_config,
-)
 from hf_finetune.errors import UserError
+from hf_finetune.recipes import config_from_dict, list_recipes, load_recipe, parse_config, resolve_recipe_path
+from hf_finetune.settings.arguments import OWN_TRAINING_FIELDS, FinetuneTrainingArguments, write_run_config
 
 BASE = {"model_name_or_path": "packaged:all-MiniLM-L6-v2", "dataset_name": "packaged:fortunes-topics"}
 

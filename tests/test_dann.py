@@ -10,7 +10,7 @@ import pytest
 import torch
 from conftest import run_cli
 
-from hf_finetune.domain_adaptation import (
+from hf_finetune.strategies.dann.layers import (
     TARGET_LABEL,
     DomainClassifier,
     reversal_weight,
@@ -53,8 +53,8 @@ def test_a_checkpoint_with_the_domain_classifier_reloads_under_renamed_weights(t
     and the domain classifier, which from_pretrained does not know; both must come back."""
     from tiny_models import CASES, build
 
-    from hf_finetune.checkpoints import load_renamed_weights
-    from hf_finetune.strategies.dann import DOMAIN_CLASSIFIER
+    from hf_finetune.engine.checkpoints import load_renamed_weights
+    from hf_finetune.strategies.dann.strategy import DOMAIN_CLASSIFIER
 
     vit = next(case for case in CASES if case.model_type == "vit")
     saved = build(vit)
@@ -98,7 +98,7 @@ def test_classification_loss_ignores_unlabelled_rows_and_stays_finite_without_an
 def test_blended_fashion_mnist_is_deterministic_and_keeps_the_garment():
     import numpy as np
 
-    from hf_finetune.local_assets import blend_with_photos, fashion_mnist_arrays
+    from hf_finetune.assets.fashion_mnist import blend_with_photos, fashion_mnist_arrays
 
     _, arrays = fashion_mnist_arrays((1, 3))
     images = arrays["test"][0][:50]

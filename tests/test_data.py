@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 from datasets import ClassLabel, Dataset, DatasetDict
 
-from hf_finetune.config import DataArguments
-from hf_finetune.data import load_labelled_data
+from hf_finetune.data.splits import load_labelled_data
 from hf_finetune.errors import UserError
+from hf_finetune.settings.arguments import DataArguments
 
 ROWS = [
     ("great film, would watch again", "pos"),

@@ -145,7 +145,7 @@ def test_predict_command_writes_csv_and_jsonl(trained_run, fortunes_csv, capsys,
 
 
 def test_run_config_repeats_the_run(trained_run):
-    from hf_finetune.config import parse_config
+    from hf_finetune.recipes import parse_config
 
     cfg = parse_config(["--config", str(trained_run / "run_config.yaml")])
     assert cfg.training.output_dir == str(trained_run)

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from conftest import run_cli
 
-from hf_finetune.classical import run_classical
-from hf_finetune.features import FEATURES_JSON, extract_features, load_backbone, load_features
+from hf_finetune.analysis.classical import run_classical
+from hf_finetune.analysis.features import FEATURES_JSON, extract_features, load_features
+from hf_finetune.modeling.backbone import load_backbone
 
 SHORT = "Computers are useless. They can only give you answers."
 LONG = " ".join(["The trouble with programmers is that you can never tell what a programmer is doing"] * 6)
@@ -97,7 +98,7 @@ def test_two_backbones_concatenate_with_their_slices(tmp_path, capsys, minilm_di
 
 
 def test_image_features_from_the_pretrained_vit(pretrained_vit):
-    from hf_finetune.local_assets import fashion_mnist_target
+    from hf_finetune.assets.fashion_mnist import fashion_mnist_target
 
     images = fashion_mnist_target()["test"].select(range(12))
     backbone = load_backbone(str(pretrained_vit))

@@ -103,7 +103,7 @@ def no_token(monkeypatch, tmp_path):
 def fake_hub(monkeypatch, no_token) -> FakeHub:
     """The fake Hub, and a fake token in the environment as `hf auth login` users have one."""
     hub = FakeHub()
-    monkeypatch.setattr("hf_finetune.hub.HfApi", hub.api)
+    monkeypatch.setattr("hf_finetune.training.hub.HfApi", hub.api)
     monkeypatch.setenv("HF_TOKEN", FAKE_TOKEN)
     return hub
 
@@ -184,7 +184,7 @@ def test_existing_repo_with_other_visibility_is_refused(trained_run, fake_hub, c
 
 @pytest.mark.slow
 def test_dry_run_lists_the_folder_without_token_or_hfapi(trained_run, monkeypatch, no_token, capsys):
-    monkeypatch.setattr("hf_finetune.hub.HfApi", FakeHub(refuse_construction=True).api)
+    monkeypatch.setattr("hf_finetune.training.hub.HfApi", FakeHub(refuse_construction=True).api)
     code, out, err = run_cli(["push", "--model", str(trained_run), "--repo-id", REPO, "--dry-run"], capsys)
     assert code == 0, err
     staged = Path(re.search(r"staged folder \(kept for inspection\): (\S+)", out).group(1))
@@ -203,7 +203,7 @@ def test_dry_run_lists_the_folder_without_token_or_hfapi(trained_run, monkeypatc
 def test_regenerated_card_metadata_matches_metrics_and_its_example_runs(trained_run):
     from huggingface_hub import ModelCard
 
-    from hf_finetune.hub import stage_upload
+    from hf_finetune.training.hub import stage_upload
 
     staged = stage_upload(trained_run, REPO)
     try:
@@ -235,7 +235,7 @@ def test_regenerated_card_metadata_matches_metrics_and_its_example_runs(trained_
 def test_adapter_run_is_pushed_as_peft_with_a_working_example(fortunes_csv, minilm_dir, tmp_path):
     from huggingface_hub import ModelCard
 
-    from hf_finetune.hub import stage_upload
+    from hf_finetune.training.hub import stage_upload
 
     out = tmp_path / "lora"
     argv = ["train", *csv_recipe_args(fortunes_csv["train"]), "--strategy", "lora", "--save_strategy", "no",
@@ -271,7 +271,7 @@ def test_push_to_hub_pushes_once_and_the_token_is_written_nowhere(
     fortunes_csv, tmp_path, monkeypatch, no_token, capfd, token_from
 ):
     hub = FakeHub()
-    monkeypatch.setattr("hf_finetune.hub.HfApi", hub.api)
+    monkeypatch.setattr("hf_finetune.training.hub.HfApi", hub.api)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)  # tests run offline; the fake is the Hub
     if token_from == "environment":
         monkeypatch.setenv("HF_TOKEN", FAKE_TOKEN)
@@ -330,7 +330,7 @@ def test_push_to_hub_bad_input_exits_2_before_any_output(
     fortunes_csv, tmp_path, monkeypatch, no_token, capsys, extra, offline, message
 ):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", offline)
-    monkeypatch.setattr("hf_finetune.hub.HfApi", FakeHub(refuse_construction=True).api)
+    monkeypatch.setattr("hf_finetune.training.hub.HfApi", FakeHub(refuse_construction=True).api)
     out = tmp_path / "never"
     argv = ["train", *csv_recipe_args(fortunes_csv["train"]), "--output_dir", str(out), "--push_to_hub", "true"]
     code, _, err = run_cli(argv + extra, capsys)
@@ -344,13 +344,13 @@ def test_push_to_hub_bad_input_exits_2_before_any_output(
 
 @pytest.mark.parametrize("repo_id", ["fortunes", "me/fortunes/extra", "me/bad..name", "me/", "/fortunes"])
 def test_push_refuses_a_malformed_repo_id(tmp_path, monkeypatch, capsys, repo_id):
-    monkeypatch.setattr("hf_finetune.hub.HfApi", FakeHub(refuse_construction=True).api)
+    monkeypatch.setattr("hf_finetune.training.hub.HfApi", FakeHub(refuse_construction=True).api)
     code, _, err = run_cli(["push", "--model", str(tmp_path), "--repo-id", repo_id], capsys)
     assert_one_line_error(code, err, "repo")
 
 
 def test_push_refuses_a_folder_that_is_not_a_finished_run(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr("hf_finetune.hub.HfApi", FakeHub(refuse_construction=True).api)
+    monkeypatch.setattr("hf_finetune.training.hub.HfApi", FakeHub(refuse_construction=True).api)
     (tmp_path / "model.safetensors").write_bytes(b"")
     code, _, err = run_cli(["push", "--model", str(tmp_path), "--repo-id", REPO, "--dry-run"], capsys)
     assert_one_line_error(code, err, "not a finished run")
@@ -361,7 +361,7 @@ def test_push_refuses_a_folder_that_is_not_a_finished_run(tmp_path, monkeypatch,
 
 
 def test_push_needs_a_token_before_anything_is_staged(tmp_path, monkeypatch, no_token, capsys):
-    monkeypatch.setattr("hf_finetune.hub.HfApi", FakeHub(refuse_construction=True).api)
+    monkeypatch.setattr("hf_finetune.training.hub.HfApi", FakeHub(refuse_construction=True).api)
     folder = tmp_path / "run"
     folder.mkdir()
     (folder / "run_complete.json").write_text(json.dumps({}))

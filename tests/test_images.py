@@ -12,8 +12,8 @@ from conftest import corrupt_image_csv, run_cli
 from PIL import Image
 from test_bad_input import assert_one_line_error
 
-from hf_finetune.config import config_from_dict
-from hf_finetune.images import IMAGE_REF_COLUMN, SKIPPED_IMAGES_FILE, ImageTransform, to_rgb
+from hf_finetune.data.images import IMAGE_REF_COLUMN, SKIPPED_IMAGES_FILE, ImageTransform, to_rgb
+from hf_finetune.recipes import config_from_dict
 from hf_finetune.tasks import TASKS
 
 
@@ -165,8 +165,8 @@ def test_new_head_when_the_checkpoint_head_predicts_other_classes(vit_init_dir):
     from safetensors.torch import load_file
     from transformers import AutoModelForImageClassification
 
-    from hf_finetune.config import ModelArguments
-    from hf_finetune.modeling import load_classifier
+    from hf_finetune.modeling.loading import load_classifier
+    from hf_finetune.settings.arguments import ModelArguments
 
     saved = load_file(str(vit_init_dir / "model.safetensors"))["classifier.weight"]
     source = list(json.loads((vit_init_dir / "config.json").read_text())["id2label"].values())
@@ -181,7 +181,7 @@ def test_new_head_when_the_checkpoint_head_predicts_other_classes(vit_init_dir):
 
 @pytest.mark.parametrize("recipe", ["cifar10", "beans", "food101", "fashion_mnist_target", "vit_fashion_source"])
 def test_image_recipes_resolve(recipe):
-    from hf_finetune.config import parse_config
+    from hf_finetune.recipes import parse_config
 
     cfg = parse_config(["--config", recipe])
     assert cfg.run.task == "image_classification"
@@ -193,7 +193,7 @@ def test_image_recipes_resolve(recipe):
 
 def test_pretrain_reuses_a_finished_folder(tmp_path):
     from hf_finetune.outputs import mark_complete
-    from hf_finetune.pretrain import pretrain
+    from hf_finetune.training.pretrain import pretrain
 
     finished = tmp_path / "pretrained"
     finished.mkdir()
@@ -204,7 +204,7 @@ def test_pretrain_reuses_a_finished_folder(tmp_path):
 
 
 def test_multilabel_scores_by_hand():
-    from hf_finetune.metrics import majority_label_set_baseline, multilabel_scores
+    from hf_finetune.evaluation.metrics import majority_label_set_baseline, multilabel_scores
 
     gold = np.array([[1, 0, 1], [0, 1, 0], [1, 0, 0], [1, 0, 1]])
     pred = np.array([[1, 0, 1], [0, 1, 1], [0, 0, 0], [1, 0, 1]])

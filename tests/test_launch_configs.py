@@ -80,7 +80,10 @@ def test_accelerate_accepts_the_config(config, monkeypatch):
         from accelerate.utils import FullyShardedDataParallelPlugin
 
         # The plugin's last step asks the GPU for its index (sync_module_states); this machine has none.
-        monkeypatch.setattr(accelerate_dataclasses, "is_cuda_available", lambda: True)
+        if hasattr(accelerate_dataclasses, "get_torch_accelerator_backend"):  # accelerate >= 1.16 asks this
+            monkeypatch.setattr(accelerate_dataclasses, "get_torch_accelerator_backend", lambda: ("cuda", None))
+        else:
+            monkeypatch.setattr(accelerate_dataclasses, "is_cuda_available", lambda: True)
         monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
         plugin = FullyShardedDataParallelPlugin()  # as the Accelerator builds it from the environment
         assert plugin.sharding_strategy.name == "FULL_SHARD"

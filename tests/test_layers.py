@@ -19,7 +19,7 @@ from transformers import (
 )
 
 from hf_finetune.errors import UserError
-from hf_finetune.layers import EMBEDDINGS, HEAD, STAGED_FAMILIES, discover_blocks
+from hf_finetune.modeling.layers import EMBEDDINGS, HEAD, STAGED_FAMILIES, discover_blocks
 
 cases = pytest.mark.parametrize("case", CASES, ids=[c.model_type for c in CASES])
 

@@ -2,7 +2,7 @@
 
 from collections import Counter
 
-from hf_finetune.local_assets import FORTUNE_MAX_CHARS, FORTUNE_MIN_CHARS, FORTUNE_TOPICS, fortunes_topics
+from hf_finetune.assets.fortunes import FORTUNE_MAX_CHARS, FORTUNE_MIN_CHARS, FORTUNE_TOPICS, fortunes_topics
 
 
 def test_fortunes_topics_shape_and_filter(fortunes):
@@ -25,7 +25,7 @@ def test_fortunes_split_is_fixed_and_disjoint(fortunes):
 def test_fashion_mnist_loader_and_source_target_subsets():
     import numpy as np
 
-    from hf_finetune.local_assets import (
+    from hf_finetune.assets.fashion_mnist import (
         ATTRIBUTE_NAMES,
         FASHION_MNIST_ATTRIBUTES,
         FASHION_MNIST_CLASSES,
@@ -52,7 +52,7 @@ def test_fashion_mnist_loader_and_source_target_subsets():
 
 
 def test_digits_loader_is_fixed_and_stratified():
-    from hf_finetune.local_assets import digits
+    from hf_finetune.assets.digits import digits
 
     data = digits()
     assert len(data["train"]) + len(data["test"]) == 1797 and len(data["test"]) == 360
@@ -60,3 +60,12 @@ def test_digits_loader_is_fixed_and_stratified():
     assert data["train"][0]["image"].size == (8, 8)
     assert min(Counter(data["test"]["label"]).values()) >= 34  # ~36 per digit in test
     assert digits()["test"]["label"] == data["test"]["label"]
+
+
+def test_pretrained_vit_location_is_the_one_the_pretraining_recipe_writes():
+    from pathlib import Path
+
+    from hf_finetune.assets.models import PRETRAINED_VIT_DIR
+    from hf_finetune.recipes import load_recipe, resolve_recipe_path
+
+    assert Path(load_recipe(resolve_recipe_path("vit_fashion_source"))["output_dir"]) == PRETRAINED_VIT_DIR

@@ -54,8 +54,8 @@ def test_ner_beats_all_o_and_reports_per_entity_type(ner_run):
 
 def test_ner_mistakes_quote_each_sentence_with_its_own_entities(ner_run):
     """The sentences of misclassified.jsonl carry their own gold entities (evaluation keeps the data order)."""
-    from hf_finetune.local_assets import fortunes_ner
-    from hf_finetune.tags import entity_spans
+    from hf_finetune.assets.fortunes import fortunes_ner
+    from hf_finetune.data.tags import entity_spans
 
     test = fortunes_ner()["test"]
     names = test.features["ner_tags"].feature.names
@@ -153,7 +153,7 @@ def test_regression_beats_the_mean_predictor(regression_run):
 
 
 def test_regression_largest_errors_pair_each_text_with_its_target(regression_run):
-    from hf_finetune.local_assets import fortunes_readability
+    from hf_finetune.assets.fortunes import fortunes_readability
 
     target = dict(zip(fortunes_readability()["test"]["text"], fortunes_readability()["test"]["label"], strict=True))
     rows = read_lines(regression_run / "largest_errors.jsonl")
@@ -177,7 +177,7 @@ def test_regression_output_loads_with_the_text_classification_pipeline(regressio
     hard, easy = (json.loads(line)["score"] for line in stdout.strip().splitlines())
     assert code == 0 and hard > easy  # the long-worded sentence reads as harder
 
-    from hf_finetune.local_assets import fortunes_readability
+    from hf_finetune.assets.fortunes import fortunes_readability
 
     test = fortunes_readability()["test"].select(range(100))
     path = tmp_path / "test.csv"

@@ -22,7 +22,7 @@ TEXTS = [
 
 @pytest.fixture(scope="module")
 def encoder_and_tokenizer(minilm_dir):
-    from hf_finetune.features import load_backbone
+    from hf_finetune.modeling.backbone import load_backbone
 
     backbone = load_backbone(minilm_dir)
     return backbone.model, backbone.tokenizer
@@ -32,7 +32,7 @@ def make_model(encoder_and_tokenizer, weights=None):
     """A fresh multi-task model on a copy of the real MiniLM encoder (eval mode: no dropout noise)."""
     import copy
 
-    from hf_finetune.multitask import MultiTaskModel
+    from hf_finetune.tasks.multi_task.model import MultiTaskModel
 
     torch.manual_seed(0)
     encoder = copy.deepcopy(encoder_and_tokenizer[0]).requires_grad_(True)
@@ -85,7 +85,7 @@ def test_loss_is_the_task_weight_times_that_heads_cross_entropy(encoder_and_toke
 
 
 def test_a_task_of_weight_zero_gives_zero_loss_and_leaves_its_head(encoder_and_tokenizer):
-    from hf_finetune.multitask import TaskSampling
+    from hf_finetune.tasks.multi_task.sampler import TaskSampling
 
     model = make_model(encoder_and_tokenizer, weights={"topic": 1.0, "length": 0.0})
     loss = model(**batch(encoder_and_tokenizer[1], [1, 1], [0, 1]))["loss"]
@@ -104,7 +104,7 @@ def test_a_task_of_weight_zero_gives_zero_loss_and_leaves_its_head(encoder_and_t
     [("proportional", 0.1), ("uniform", 0.5), ("temperature", 0.25)],  # T=2: sqrt(100) / (sqrt(100) + sqrt(900))
 )
 def test_batches_per_task_follow_the_sampling_rule(sampling, expected_share_of_small):
-    from hf_finetune.multitask import TaskBatchSampler, TaskSampling
+    from hf_finetune.tasks.multi_task.sampler import TaskBatchSampler, TaskSampling
 
     plan = TaskSampling.build([100, 900], [1.0, 1.0], sampling, 2.0)
     sampler = TaskBatchSampler(plan, batch_size=10, seed=0)
@@ -124,7 +124,7 @@ def test_batches_per_task_follow_the_sampling_rule(sampling, expected_share_of_s
 
 
 def test_the_same_seed_and_epoch_give_the_same_batches():
-    from hf_finetune.multitask import TaskBatchSampler, TaskSampling
+    from hf_finetune.tasks.multi_task.sampler import TaskBatchSampler, TaskSampling
 
     plan = TaskSampling.build([30, 70], [1.0, 1.0], "uniform", 2.0)
     first, second = TaskBatchSampler(plan, 8, seed=3), TaskBatchSampler(plan, 8, seed=3)
@@ -138,7 +138,9 @@ def test_the_same_seed_and_epoch_give_the_same_batches():
 
 
 def test_save_and_load_give_identical_predictions_for_every_head(encoder_and_tokenizer, tmp_path):
-    from hf_finetune.multitask import MultiTaskPredictor, load_multitask_weights, pool, save_multitask
+    from hf_finetune.modeling.backbone import pool
+    from hf_finetune.tasks.multi_task.folder import load_multitask_weights, save_multitask
+    from hf_finetune.tasks.multi_task.predictor import MultiTaskPredictor
 
     model = make_model(encoder_and_tokenizer)
     with torch.no_grad():  # trained-looking weights, not the init
@@ -171,7 +173,8 @@ def test_save_and_load_give_identical_predictions_for_every_head(encoder_and_tok
 
 def test_unknown_task_in_predict_is_a_user_error(encoder_and_tokenizer, tmp_path, capsys):
     from hf_finetune.errors import UserError
-    from hf_finetune.multitask import MultiTaskPredictor, save_multitask
+    from hf_finetune.tasks.multi_task.folder import save_multitask
+    from hf_finetune.tasks.multi_task.predictor import MultiTaskPredictor
 
     save_multitask(make_model(encoder_and_tokenizer), tmp_path)
     encoder_and_tokenizer[1].save_pretrained(tmp_path)
@@ -226,7 +229,7 @@ def test_both_heads_beat_their_majority_baseline_and_predict_from_the_folder(pre
     assert set(metrics["per_task"]["test"]) == {"garment", "category"}
     assert (out / "run_complete.json").is_file() and (out / "heads.safetensors").is_file()
 
-    from hf_finetune.local_assets import FASHION_MNIST_ATTRIBUTES, fashion_mnist
+    from hf_finetune.assets.fashion_mnist import FASHION_MNIST_ATTRIBUTES, fashion_mnist
 
     images = fashion_mnist()["test"].select(range(40))
     names = images.features["label"].names

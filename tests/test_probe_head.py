@@ -18,10 +18,10 @@ from tiny_models import BY_TYPE, build
 from transformers import TrainerCallback
 
 import hf_finetune
-from hf_finetune.config import config_from_dict
 from hf_finetune.errors import UserError
-from hf_finetune.layers import discover_blocks
-from hf_finetune.probe_head import classifier_linear, fit_probe, head_inputs, write_head
+from hf_finetune.modeling.layers import discover_blocks
+from hf_finetune.modeling.probe_head import classifier_linear, fit_probe, head_inputs, write_head
+from hf_finetune.recipes import config_from_dict
 
 FAMILIES = ["bert", "distilbert", "roberta", "vit", "deit"]
 
@@ -123,7 +123,7 @@ def test_probe_scores_what_logistic_regression_scores_on_the_same_features(probe
     from sklearn.preprocessing import StandardScaler
     from transformers import AutoModelForSequenceClassification
 
-    from hf_finetune.features import load_config_data
+    from hf_finetune.analysis.features import load_config_data
     from hf_finetune.tasks import TASKS
 
     cfg = config_from_dict(probe_values(two_topics, tmp_path / "x", strategy="linear_probe"))
@@ -167,7 +167,7 @@ class HeadAtStart(TrainerCallback):
 def test_lp_ft_starts_phase_two_from_the_probe_head(probe_run, two_topics, tmp_path):
     from safetensors.torch import load_file
 
-    from hf_finetune.training import run
+    from hf_finetune.training.run import run
 
     cfg = config_from_dict(probe_values(two_topics, tmp_path / "lp_ft", strategy="lp_ft", max_steps=2,
                                         per_device_train_batch_size=16, eval_strategy="no", save_strategy="no",
@@ -190,7 +190,7 @@ def test_bad_solver_and_wrong_task_are_one_line_errors(capsys, tmp_path):
     with pytest.raises(UserError, match="lp_ft|L-BFGS probe"):
         config = config_from_dict({"task": "token_classification", "model_name_or_path": "x", "train_file": "x.jsonl",
                                    "strategy": "lp_ft"})  # fmt: skip
-        from hf_finetune.transfer import resolve_strategies
+        from hf_finetune.strategies.plan import resolve_strategies
 
         [cls(config) for cls in resolve_strategies(config.strategy.strategy_names)]
     assert not (tmp_path / "a").exists()

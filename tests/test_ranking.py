@@ -13,7 +13,7 @@ import yaml
 from conftest import read_json, run_cli
 from transformers import AutoTokenizer, BertConfig, BertModel
 
-from hf_finetune.ranking import leep
+from hf_finetune.analysis.ranking import leep
 
 TINY_BERT = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37)
 
@@ -84,7 +84,7 @@ def test_rank_reuses_cached_features(tiny_text_candidates, fortunes_csv, tmp_pat
 
 
 def test_vision_candidates_with_a_head_get_leep(tmp_path, digit_folder, capsys):
-    from hf_finetune.pretrain import write_init_checkpoint
+    from hf_finetune.assets.models import write_init_checkpoint
 
     models = [str(write_init_checkpoint(tmp_path / f"vit{s}", ["a", "b", "c", "d", "e"], seed=s)) for s in (0, 1)]
     out = tmp_path / "r.yaml"
@@ -99,7 +99,7 @@ def test_vision_candidates_with_a_head_get_leep(tmp_path, digit_folder, capsys):
 @pytest.mark.parametrize("problem", ["image candidate for text", "no tokenizer or processor", "one candidate"])
 def test_rank_refuses_unfit_candidates_before_any_work(problem, tiny_text_candidates, fortunes_csv, tmp_path,
                                                        capsys):  # fmt: skip
-    from hf_finetune.pretrain import write_init_checkpoint
+    from hf_finetune.assets.models import write_init_checkpoint
 
     models = {
         "image candidate for text": [tiny_text_candidates[0], str(write_init_checkpoint(tmp_path / "vit", ["a", "b"]))],

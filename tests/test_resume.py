@@ -21,7 +21,7 @@ import pytest
 from conftest import FIXTURES, REPO, csv_recipe_args, read_json
 from safetensors.torch import load_file
 
-from hf_finetune.checkpoints import CHECKPOINT_COMPLETE, is_complete, newest_complete
+from hf_finetune.engine.checkpoints import CHECKPOINT_COMPLETE, is_complete, newest_complete
 
 pytestmark = pytest.mark.slow
 

@@ -23,7 +23,7 @@ import pytest
 from conftest import REPO, read_json
 from datasets import ClassLabel, Features, Image, Sequence, Value
 
-from hf_finetune.config import list_recipes
+from hf_finetune.recipes import list_recipes
 
 MAKEFILE = REPO / "Makefile"
 # The standard tasks issues 6 and 7 name.
@@ -223,7 +223,7 @@ LAYOUTS = {
 
 
 def recipe_values(name: str) -> dict:
-    from hf_finetune.config import load_recipe, resolve_recipe_path
+    from hf_finetune.recipes import load_recipe, resolve_recipe_path
 
     return load_recipe(resolve_recipe_path(name))
 
@@ -251,7 +251,7 @@ needs_make = pytest.mark.skipif(not any((Path(p) / "make").is_file() for p in os
 
 @pytest.mark.parametrize("name", sorted(list_recipes()))
 def test_every_shipped_recipe_resolves_to_a_registered_task_with_its_columns(name):
-    from hf_finetune.config import parse_config
+    from hf_finetune.recipes import parse_config
     from hf_finetune.tasks import TASKS
 
     cfg = parse_config(["--config", name, "--output_dir", "unused"])
@@ -346,10 +346,10 @@ N_OTHER = 20
 @cache
 def fashion_images(n: int = 400):
     """Real Fashion-MNIST test images (28x28 grayscale arrays) and labels, read by the packaged loader's reader."""
-    from hf_finetune.local_assets import FASHION_MNIST_DIR, _read_idx
+    from hf_finetune.assets.fashion_mnist import FASHION_MNIST_DIR, read_idx
 
-    images = _read_idx(FASHION_MNIST_DIR / "t10k-images-idx3-ubyte.gz")[:n]
-    labels = _read_idx(FASHION_MNIST_DIR / "t10k-labels-idx1-ubyte.gz")[:n]
+    images = read_idx(FASHION_MNIST_DIR / "t10k-images-idx3-ubyte.gz")[:n]
+    labels = read_idx(FASHION_MNIST_DIR / "t10k-labels-idx1-ubyte.gz")[:n]
     return images, labels
 
 
@@ -370,7 +370,7 @@ def class_id(source_label: int, num_classes: int) -> int:
 @cache
 def fortunes_ner_rows():
     """Real fortunes sentences with the rule-found tags (`packaged:fortunes-ner`), DATE renamed MISC for CoNLL."""
-    from hf_finetune.local_assets import fortunes_ner
+    from hf_finetune.assets.fortunes import fortunes_ner
 
     data = fortunes_ner()
     names = data["train"].features["ner_tags"].feature.names
@@ -388,7 +388,7 @@ def fortunes_ner_rows():
 @cache
 def topic_set_rows():
     """Real fortunes texts with their topic sets (`packaged:fortunes-topic-sets`)."""
-    from hf_finetune.local_assets import fortunes_topic_sets
+    from hf_finetune.assets.fortunes import fortunes_topic_sets
 
     data = fortunes_topic_sets()
     return {split: list(zip(d["text"], d["labels"], strict=True)) for split, d in data.items()}
@@ -401,7 +401,7 @@ def split_rows(layout: HubLayout, index: int, split_name: str, n: int, fortunes)
     sentences (token tags; POS and chunk columns, unused by the task, hold NN / O); regression targets are
     the entries' readability grades scaled to STS-B's 0-5. Images: Fashion-MNIST.
     """
-    from hf_finetune.local_assets import flesch_kincaid_grade
+    from hf_finetune.assets.fortunes import flesch_kincaid_grade
 
     source = "train" if split_name == "train" else "test"
     texts = fortunes[source]

@@ -12,11 +12,11 @@ import torch
 from tiny_models import BY_TYPE, build
 from transformers import TrainingArguments
 
-from hf_finetune.config import config_from_dict
+from hf_finetune.engine.trainer import StrategyTrainer
 from hf_finetune.errors import UserError
-from hf_finetune.layers import EMBEDDINGS, HEAD
-from hf_finetune.trainer import StrategyTrainer
-from hf_finetune.transfer import TransferPlan, resolve_strategies
+from hf_finetune.modeling.layers import EMBEDDINGS, HEAD
+from hf_finetune.recipes import config_from_dict
+from hf_finetune.strategies.plan import TransferPlan, resolve_strategies
 
 BACKBONES = ["bert", "distilbert", "roberta", "vit", "deit", "swin"]
 NEW_KEYS = ["classifier.weight", "classifier.bias"]

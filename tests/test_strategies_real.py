@@ -15,7 +15,7 @@ from conftest import run_cli
 from safetensors.torch import load_file
 
 import hf_finetune
-from hf_finetune.config import list_recipes
+from hf_finetune.recipes import list_recipes
 
 pytestmark = pytest.mark.slow
 
@@ -91,7 +91,7 @@ def test_merged_model_predicts_as_the_adapters_do(runs, tmp_path, capsys):
     from peft import PeftModel
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, pipeline
 
-    from hf_finetune.modeling import resolve_checkpoint
+    from hf_finetune.modeling.loading import resolve_checkpoint
 
     adapters = runs["lora"]
     merged_dir = tmp_path / "merged"

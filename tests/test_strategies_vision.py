@@ -14,7 +14,7 @@ from conftest import run_cli
 from safetensors.torch import load_file
 
 import hf_finetune
-from hf_finetune.config import list_recipes
+from hf_finetune.recipes import list_recipes
 
 pytestmark = pytest.mark.slow
 

@@ -12,8 +12,8 @@ import torch
 from conftest import run_cli
 from test_bad_input import assert_one_line_error
 
-from hf_finetune.config import config_from_dict
 from hf_finetune.errors import UserError
+from hf_finetune.recipes import config_from_dict
 from hf_finetune.tasks import TASKS
 
 
@@ -57,7 +57,7 @@ def test_multi_label_lists_and_separated_strings_become_float_multi_hot(minilm_d
 
 
 def test_multi_label_threshold_decides_and_is_tuned_on_validation():
-    from hf_finetune.metrics import make_multilabel_compute_metrics, multilabel_predictions, tune_threshold
+    from hf_finetune.evaluation.metrics import make_multilabel_compute_metrics, multilabel_predictions, tune_threshold
 
     # sigmoid(0) = 0.5, sigmoid(-1) = 0.27, sigmoid(1) = 0.73
     logits = np.array([[1.0, -1.0], [-1.0, -1.0], [0.0, 1.0]])
@@ -86,7 +86,7 @@ def test_threshold_tuning_needs_multi_label(minilm_dir):
 
 
 def test_regression_metrics_on_a_known_prediction():
-    from hf_finetune.metrics import make_regression_compute_metrics, mean_baseline, regression_scores
+    from hf_finetune.evaluation.metrics import make_regression_compute_metrics, mean_baseline, regression_scores
 
     scores = regression_scores([1.0, 2.0, 3.0], [2.0, 4.0, 6.0])  # a perfect linear relation, off by 1, 2, 3
     assert scores["pearson"] == pytest.approx(1.0) and scores["spearman"] == pytest.approx(1.0)
@@ -190,7 +190,7 @@ def test_pair_encoding_order_follows_the_named_columns(task_name, minilm_dir, tm
 
 
 def test_auto_class_weights_are_balanced():
-    from hf_finetune.metrics import class_weight_vector
+    from hf_finetune.evaluation.metrics import class_weight_vector
 
     # 4 examples, 2 classes present (3 and 1), class 2 absent: n / (present classes x count)
     assert class_weight_vector("auto", [0, 0, 0, 1], 3).tolist() == pytest.approx([4 / 6, 2.0, 0.0])
@@ -202,9 +202,9 @@ def test_auto_class_weights_are_balanced():
 def test_class_weights_change_the_loss_as_expected(minilm_dir, fortunes, tmp_path):
     """The task's loss is torch's weighted mean, sum(w_y * CE) / sum(w_y); the trainer uses it in place of the
     model's own loss; equal weights give the unweighted loss."""
-    from hf_finetune.config import FinetuneTrainingArguments
-    from hf_finetune.trainer import StrategyTrainer
-    from hf_finetune.transfer import TransferPlan
+    from hf_finetune.engine.trainer import StrategyTrainer
+    from hf_finetune.settings.arguments import FinetuneTrainingArguments
+    from hf_finetune.strategies.plan import TransferPlan
 
     task = make_task(minilm_dir, dataset_name="packaged:fortunes-topics", class_weights="1,4,1,1", max_train_samples=40)
     data = task.load_data()
@@ -236,7 +236,7 @@ def test_class_weights_change_the_loss_as_expected(minilm_dir, fortunes, tmp_pat
 
 
 def test_class_weights_are_reported_in_the_model_card(minilm_dir):
-    from hf_finetune.model_card import build_model_card
+    from hf_finetune.training.model_card import build_model_card
 
     task = make_task(minilm_dir, dataset_name="packaged:fortunes-topics", class_weights="auto", max_train_samples=200)
     data = task.load_data()

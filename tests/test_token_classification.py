@@ -11,9 +11,9 @@ import pytest
 from conftest import FIXTURES, run_cli
 from test_bad_input import assert_one_line_error
 
-from hf_finetune.config import config_from_dict
+from hf_finetune.data.tags import IGNORE, align_labels, bio_problem, continuation_ids, iob1_to_iob2
 from hf_finetune.errors import UserError
-from hf_finetune.tags import IGNORE, align_labels, bio_problem, continuation_ids, iob1_to_iob2
+from hf_finetune.recipes import config_from_dict
 from hf_finetune.tasks import TASKS
 
 TINY_CONLL = FIXTURES / "tiny_ner.conll"
@@ -151,7 +151,7 @@ def test_words_split_into_several_subtokens_get_one_label(minilm_dir, tmp_path):
 
 
 def test_entity_scores_on_a_known_prediction():
-    from hf_finetune.metrics import entity_report, entity_scores, make_token_compute_metrics
+    from hf_finetune.evaluation.metrics import entity_report, entity_scores, make_token_compute_metrics
 
     gold = [["B-PER", "I-PER", "O", "B-LOC"], ["O", "B-ORG", "I-ORG", "O"]]
     predicted = [["B-PER", "I-PER", "O", "O"], ["O", "B-ORG", "O", "O"]]
@@ -200,8 +200,8 @@ def test_entity_scores_on_a_known_prediction():
     ],
 )  # fmt: skip
 def test_ner_rules_on_hand_checked_sentences(text, entities):
-    from hf_finetune.ner_rules import tag_text
-    from hf_finetune.tags import bio_problem, entity_spans
+    from hf_finetune.assets.fortunes_ner import tag_text
+    from hf_finetune.data.tags import bio_problem, entity_spans
 
     tokens, tags = tag_text(text)
     assert bio_problem(tags, tokens) is None
@@ -209,8 +209,8 @@ def test_ner_rules_on_hand_checked_sentences(text, entities):
 
 
 def test_fortunes_ner_loader_is_fixed_valid_bio_and_disjoint():
-    from hf_finetune.local_assets import fortunes_ner
-    from hf_finetune.tags import bio_problem
+    from hf_finetune.assets.fortunes import fortunes_ner
+    from hf_finetune.data.tags import bio_problem
 
     data = fortunes_ner()
     names = data["train"].features["ner_tags"].feature.names

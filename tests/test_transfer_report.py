@@ -10,7 +10,7 @@ import math
 
 import pytest
 
-from hf_finetune.transfer_report import COLUMNS, curve_measures, summarise, write_report
+from hf_finetune.analysis.compare.report import COLUMNS, curve_measures, summarise_methods, write_report
 
 
 def fake_run(folder, method, fraction, seed, test_accuracy, curve):
@@ -46,7 +46,7 @@ def test_curve_measures_start_slope_asymptote():
 
 def test_negative_transfer_is_flagged_only_where_transfer_loses(constructed):
     _, rows = constructed
-    table = {(e["method"], e["fraction"]): e for e in summarise(rows)}
+    table = {(e["method"], e["fraction"]): e for e in summarise_methods(rows)}
     assert table[("linear_probe", 0.1)]["negative_transfer"] is True
     assert table[("linear_probe", 0.1)]["delta"] == pytest.approx(-11.0)
     assert table[("full", 0.1)]["negative_transfer"] is False

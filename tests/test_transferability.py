@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.stats import multivariate_normal
 
-from hf_finetune.transferability import (
+from hf_finetune.analysis.transferability import (
     chance_accuracy,
     class_counts,
     knn_accuracy,

@@ -60,7 +60,7 @@ def test_output_folder_is_complete_and_says_image(target_run):
 def test_pipeline_loads_the_output_and_classifies_image_files(target_run, tmp_path):
     from transformers import pipeline
 
-    from hf_finetune.local_assets import fashion_mnist_target
+    from hf_finetune.assets.fashion_mnist import fashion_mnist_target
 
     test = fashion_mnist_target()["test"]
     paths, labels = [], []
@@ -95,7 +95,7 @@ def test_multi_label_attributes(tmp_path, pretrained_vit, capsys):
 
     from transformers import pipeline
 
-    from hf_finetune.local_assets import fashion_mnist_attributes
+    from hf_finetune.assets.fashion_mnist import fashion_mnist_attributes
 
     image = fashion_mnist_attributes()["test"][0]["image"]  # an ankle boot: footwear only
     scores = {r["label"]: r["score"] for r in pipeline("image-classification", model=str(out))(image, top_k=None)}
@@ -111,7 +111,7 @@ def test_hub_recipe_trains_on_a_local_dataset_with_the_same_columns(
 ):
     """Offline stand-in for the Hub data set: real digit images under the recipe's column names."""
     import hf_finetune
-    from hf_finetune.config import load_recipe, resolve_recipe_path
+    from hf_finetune.recipes import load_recipe, resolve_recipe_path
 
     values = load_recipe(resolve_recipe_path(recipe))
     assert (values["image_column"], values["label_column"]) == (image_column, label_column)

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from conftest import read_json, run_cli
 
+from hf_finetune.analysis.zero_shot import ClassTable, dap_log_scores, dap_predict, parse_class_table
 from hf_finetune.errors import UserError
-from hf_finetune.zero_shot import ClassTable, dap_log_scores, dap_predict, parse_class_table
 
 FOOTWEAR = ["clothing", "footwear", "open_toe", "covers_ankle"]
 
@@ -90,14 +90,14 @@ def test_generalized_candidates_must_differ_from_seen_classes():
 
 
 def test_packaged_fashion_mnist_table_comes_from_the_one_attribute_table():
-    from hf_finetune.local_assets import (
+    from hf_finetune.analysis.zero_shot import read_class_table
+    from hf_finetune.assets.fashion_mnist import (
         ATTRIBUTE_NAMES,
         FASHION_MNIST_ATTRIBUTES,
         FASHION_MNIST_CLASSES,
         FASHION_MNIST_TARGET_CLASSES,
         FASHION_MNIST_UNSEEN_CLASSES,
     )
-    from hf_finetune.zero_shot import read_class_table
 
     table = read_class_table("packaged:fashion-mnist")
     assert list(table.unseen) == ["Dress", "Sneaker"]
@@ -113,7 +113,7 @@ def test_packaged_fashion_mnist_table_comes_from_the_one_attribute_table():
 
 
 def test_seen_attribute_data_holds_no_unseen_class_image():
-    from hf_finetune.local_assets import ATTRIBUTE_NAMES, fashion_mnist_attributes_seen
+    from hf_finetune.assets.fashion_mnist import ATTRIBUTE_NAMES, fashion_mnist_attributes_seen
 
     data = fashion_mnist_attributes_seen()
     assert len(data["train"]) == 48000 and len(data["test"]) == 8000
@@ -175,8 +175,8 @@ def test_attribute_model_classifies_unseen_fashion_mnist_classes_above_chance(pr
 
 
 def test_csv_class_attribute_matrix_reads_as_the_yaml_table(tmp_path):
-    from hf_finetune.local_assets import ATTRIBUTE_NAMES
-    from hf_finetune.zero_shot import read_class_table
+    from hf_finetune.analysis.zero_shot import read_class_table
+    from hf_finetune.assets.fashion_mnist import ATTRIBUTE_NAMES
 
     packaged = read_class_table("packaged:fashion-mnist")
     lines = [",".join(["class", "split", *ATTRIBUTE_NAMES])]
@@ -193,7 +193,7 @@ def test_csv_class_attribute_matrix_reads_as_the_yaml_table(tmp_path):
 
 
 def test_class_images_are_the_unseen_classes_of_the_split_and_a_missing_class_is_named():
-    from hf_finetune.zero_shot import load_class_images
+    from hf_finetune.analysis.zero_shot import load_class_images
 
     images, names = load_class_images("packaged:digits", "test", "image", "label", ["3", "8"])
     assert set(names) == {"3", "8"} and len(images) == len(names) == 72 and images[0].size == (8, 8)

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from transformers import AutoConfig, AutoModelForImageClassification, AutoModelForSequenceClassification
 
-from hf_finetune.layers import EMBEDDINGS, HEAD
+from hf_finetune.modeling.layers import EMBEDDINGS, HEAD
 
 TEXT = dict(hidden_size=32, num_attention_heads=2, intermediate_size=37, vocab_size=99, max_position_embeddings=64)
 VISION = dict(hidden_size=32, num_attention_heads=2, intermediate_size=37, image_size=32, patch_size=4)

@@ -4,7 +4,7 @@ A strategy is a small object with hooks (prepare the model, add callbacks), not 
 Trainer subclass; several can be composed in one run (`strategy: [a, b]`).
 """
 
-from ..registry import Registry
+from hf_finetune.registry import Registry
 
 STRATEGIES = Registry("strategy", __name__)
 register_strategy = STRATEGIES.register

@@ -1,5 +1,5 @@
-from . import register_strategy
-from .base import Strategy
+from hf_finetune.strategies import register_strategy
+from hf_finetune.strategies.base import Strategy
 
 
 @register_strategy

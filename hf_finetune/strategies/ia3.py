@@ -1,6 +1,7 @@
-from ..adapters import PEFT_REFUSES, wrap_with_peft
-from . import register_strategy
-from .base import Strategy
+from hf_finetune.modeling.adapters import PEFT_REFUSES, wrap_with_peft
+from hf_finetune.modeling.layers import discover_blocks, ia3_modules
+from hf_finetune.strategies import register_strategy
+from hf_finetune.strategies.base import Strategy
 
 
 @register_strategy
@@ -18,8 +19,6 @@ class IA3(Strategy):
 
     def prepare_model(self, model, new_keys):
         from peft import IA3Config
-
-        from ..layers import discover_blocks, ia3_modules
 
         targets, feedforward = ia3_modules(model, discover_blocks(model))
         config = IA3Config(target_modules=targets, feedforward_modules=feedforward)

@@ -1,10 +1,10 @@
 from dataclasses import dataclass, field
 
-from ..errors import UserError
-from ..layers import HEAD
-from ..probe_head import PROBE_TASKS, fit_convex_head
-from . import register_strategy
-from .base import Strategy
+from hf_finetune.errors import UserError
+from hf_finetune.modeling.layers import HEAD
+from hf_finetune.modeling.probe_head import PROBE_TASKS, fit_convex_head
+from hf_finetune.strategies import register_strategy
+from hf_finetune.strategies.base import Strategy
 
 _BACKBONE_FROZEN = "the backbone is already frozen by linear_probe"
 SOLVERS = ("auto", "lbfgs", "sgd")

@@ -1,10 +1,10 @@
 from dataclasses import dataclass, field
 
-from ..adapters import PEFT_REFUSES, wrap_with_peft
-from ..errors import UserError
-from ..layers import block_linear_modules, discover_blocks, head_module_names
-from . import register_strategy
-from .base import Strategy
+from hf_finetune.errors import UserError
+from hf_finetune.modeling.adapters import PEFT_REFUSES, wrap_with_peft
+from hf_finetune.modeling.layers import block_linear_modules, discover_blocks, head_module_names
+from hf_finetune.strategies import register_strategy
+from hf_finetune.strategies.base import Strategy
 
 
 @dataclass

@@ -1,9 +1,9 @@
 from dataclasses import dataclass, field
 
-from ..errors import UserError
-from ..probe_head import check_probe_task, fit_convex_head
-from . import register_strategy
-from .base import Strategy
+from hf_finetune.errors import UserError
+from hf_finetune.modeling.probe_head import check_probe_task, fit_convex_head
+from hf_finetune.strategies import register_strategy
+from hf_finetune.strategies.base import Strategy
 
 
 @dataclass

@@ -3,7 +3,7 @@
 The runnable entry points in the top-level `tasks/` folder are thin wrappers over these.
 """
 
-from ..registry import Registry
+from hf_finetune.registry import Registry
 
 TASKS = Registry("task", __name__)
 register_task = TASKS.register

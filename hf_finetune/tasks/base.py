@@ -12,7 +12,24 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from ..errors import UserError
+from hf_finetune.engine.trainer import StrategyTrainer
+from hf_finetune.errors import UserError
+from hf_finetune.evaluation.metrics import (
+    class_weight_vector,
+    majority_baseline,
+    majority_label_set_baseline,
+    make_compute_metrics,
+    make_multilabel_compute_metrics,
+    multilabel_predictions,
+    multilabel_report,
+    per_class_report,
+    tune_threshold,
+)
+from hf_finetune.evaluation.mistakes import write_misclassified, write_misclassified_multilabel
+from hf_finetune.evaluation.plots import save_confusion_matrix_png
+from hf_finetune.modeling.loading import check_model_inputs
+from hf_finetune.outputs import MISCLASSIFIED, write_json
+from hf_finetune.settings.arguments import parse_class_weights
 
 
 class Task:
@@ -59,7 +76,6 @@ class Task:
 
     def check_model_inputs(self) -> None:
         """The cheap checks of checkpoint (and tokenizer) paths, before any data is loaded."""
-        from ..modeling import check_model_inputs
 
         check_model_inputs(self.cfg.model)
 
@@ -109,7 +125,6 @@ class Task:
 
     def build_trainer(self, **kwargs):
         """The Trainer of the run: `StrategyTrainer`, or a subclass the task needs (one task per batch)."""
-        from ..trainer import StrategyTrainer
 
         return StrategyTrainer(**kwargs)
 
@@ -174,7 +189,6 @@ class ClassificationTask(Task):
         return {"problem_type": "multi_label_classification"} if self.cfg.data.multi_label else {}
 
     def compute_metrics(self, data):
-        from ..metrics import make_compute_metrics, make_multilabel_compute_metrics
 
         if self.cfg.data.multi_label:
             return make_multilabel_compute_metrics(lambda: self.threshold)
@@ -183,9 +197,6 @@ class ClassificationTask(Task):
     def loss_function(self, data):
         """Cross-entropy weighted per class (`class_weights`), or None for the model's own loss."""
         import torch
-
-        from ..config import parse_class_weights
-        from ..metrics import class_weight_vector
 
         spec = parse_class_weights(self.cfg.data.class_weights)
         if spec == "none":
@@ -206,8 +217,6 @@ class ClassificationTask(Task):
         """`multi_label_tune_threshold`: the grid threshold with the best validation score, kept in config.json."""
         import logging
 
-        from ..metrics import tune_threshold
-
         if not (self.cfg.data.multi_label and self.cfg.data.multi_label_tune_threshold):
             return
         prediction = trainer.predict(encoded["validation"], metric_key_prefix="threshold")
@@ -220,7 +229,6 @@ class ClassificationTask(Task):
         )
 
     def _report(self, prediction, data) -> dict:
-        from ..metrics import multilabel_predictions, multilabel_report, per_class_report
 
         if self.cfg.data.multi_label:
             predicted = multilabel_predictions(prediction.predictions, self.threshold)
@@ -232,8 +240,6 @@ class ClassificationTask(Task):
 
     def write_report_files(self, out, prediction, data, split):
         """`confusion_matrix.json` (multi-label: one 2x2 matrix per label) and, single-label, its picture."""
-        from ..outputs import write_json
-        from ..plots import save_confusion_matrix_png
 
         cm = self._report(prediction, data)["confusion_matrix"]
         write_json(out / "confusion_matrix.json", {"split": split, **cm})
@@ -241,7 +247,6 @@ class ClassificationTask(Task):
             save_confusion_matrix_png(cm["labels"], cm["matrix"], out / "confusion_matrix.png", f"{out.name} ({split})")
 
     def baseline(self, data, prediction):
-        from ..metrics import majority_baseline, majority_label_set_baseline
 
         train_labels = data.splits["train"][self.cfg.data.label_column]
         if self.cfg.data.multi_label:
@@ -250,8 +255,6 @@ class ClassificationTask(Task):
         return {"name": "majority class", "scores": {"accuracy": majority_baseline(train_labels, prediction.label_ids)}}
 
     def write_mistakes(self, out, raw_split, prediction, data):
-        from ..outputs import MISCLASSIFIED
-        from ..reports import write_misclassified, write_misclassified_multilabel
 
         if self.cfg.data.multi_label:
             write_misclassified_multilabel(

@@ -9,17 +9,23 @@ from __future__ import annotations
 
 import logging
 
-from ..data import load_labelled_data
-from ..errors import UserError, first_line
-from ..images import IMAGE_REF_COLUMN, ImageChecker, ImageTransform, collate_images, relative_path_bases
-from ..local_assets import is_packaged
-from ..modeling import load_classifier, resolve_checkpoint
-from . import register_task
-from .base import ClassificationTask
+from hf_finetune.assets.models import PRETRAINED_VIT_DIR
+from hf_finetune.data.images import IMAGE_REF_COLUMN, ImageChecker, ImageTransform, collate_images, relative_path_bases
+from hf_finetune.data.splits import load_labelled_data
+from hf_finetune.errors import UserError, first_line
+from hf_finetune.modeling.loading import (
+    PROCESSOR_FILES,
+    check_checkpoint_folder,
+    check_remote_code,
+    load_classifier,
+    resolve_checkpoint,
+)
+from hf_finetune.settings.packaged import is_packaged
+from hf_finetune.tasks import register_task
+from hf_finetune.tasks.base import ClassificationTask
 
 logger = logging.getLogger(__name__)
 # Where transformers' AutoImageProcessor finds a checkpoint's image processor.
-PROCESSOR_FILES = ("preprocessor_config.json", "processor_config.json")
 
 
 @register_task
@@ -45,11 +51,8 @@ class ImageClassification(ClassificationTask):
     def check_model_inputs(self):
         from pathlib import Path
 
-        from ..modeling import check_checkpoint_folder, check_remote_code
-        from ..pretrain import pretrained_dir
-
         name = self.cfg.model.model_name_or_path
-        if not Path(name).exists() and Path(name) == pretrained_dir():
+        if not Path(name).exists() and Path(name) == PRETRAINED_VIT_DIR:
             raise UserError(f"the offline pretrained ViT ({name}) is not there yet: run `hf-finetune pretrain` first")
         checkpoint = resolve_checkpoint(name)
         check_checkpoint_folder(checkpoint, self.cfg.model.allow_pickle)

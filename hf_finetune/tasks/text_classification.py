@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from ..data import encode_splits, load_labelled_data, multi_hot
-from ..modeling import load_classifier, load_tokenizer
-from . import register_task
-from .base import ClassificationTask
+from hf_finetune.data.labels import multi_hot
+from hf_finetune.data.splits import encode_splits, load_labelled_data
+from hf_finetune.modeling.loading import load_classifier, load_tokenizer
+from hf_finetune.tasks import register_task
+from hf_finetune.tasks.base import ClassificationTask
 
 
 class TextInputs:

@@ -23,12 +23,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..data import load_regression_data
-from ..errors import UserError
-from ..modeling import load_classifier
-from . import register_task
-from .base import Task
-from .text_classification import TextInputs
+from hf_finetune.data.splits import load_regression_data
+from hf_finetune.errors import UserError
+from hf_finetune.evaluation.metrics import make_regression_compute_metrics, mean_baseline
+from hf_finetune.evaluation.mistakes import write_largest_errors
+from hf_finetune.evaluation.plots import save_scatter_png
+from hf_finetune.modeling.loading import load_classifier
+from hf_finetune.outputs import LARGEST_ERRORS
+from hf_finetune.tasks import register_task
+from hf_finetune.tasks.base import Task
+from hf_finetune.tasks.text_classification import TextInputs
 
 # Error metrics: lower is better when one of them picks the best checkpoint.
 ERROR_METRICS = ("mse", "rmse", "mae", "loss")
@@ -124,7 +128,6 @@ class TextRegression(TextInputs, Task):
         self.scale = None
 
     def compute_metrics(self, data):
-        from ..metrics import make_regression_compute_metrics
 
         return make_regression_compute_metrics(self.in_units)
 
@@ -146,22 +149,17 @@ class TextRegression(TextInputs, Task):
         }
 
     def write_report_files(self, out, prediction, data, split):
-        from ..plots import save_scatter_png
-
         save_scatter_png(
             prediction.label_ids.ravel(), prediction.predictions.ravel(), out / "predictions_scatter.png",
             f"{out.name} ({split})", self.cfg.data.label_column,
         )  # fmt: skip
 
     def baseline(self, data, prediction):
-        from ..metrics import mean_baseline
 
         scores = mean_baseline(data.splits["train"][self.cfg.data.label_column], prediction.label_ids)
         return {"name": "mean of the training targets", "scores": scores}
 
     def write_mistakes(self, out, raw_split, prediction, data):
-        from ..outputs import LARGEST_ERRORS
-        from ..reports import write_largest_errors
 
         write_largest_errors(out / LARGEST_ERRORS, self, raw_split, prediction.label_ids, prediction.predictions)
 

@@ -15,11 +15,15 @@ from __future__ import annotations
 
 import logging
 
-from ..data import encode_splits, load_token_data
-from ..errors import UserError
-from ..modeling import load_classifier, load_tokenizer
-from . import register_task
-from .base import Task
+from hf_finetune.data.splits import encode_splits, load_token_data
+from hf_finetune.data.tags import align_labels, continuation_ids, parse_tag
+from hf_finetune.errors import UserError
+from hf_finetune.evaluation.metrics import entity_report, entity_scores, make_token_compute_metrics, tag_sequences
+from hf_finetune.evaluation.mistakes import write_entity_mistakes
+from hf_finetune.modeling.loading import load_classifier, load_tokenizer
+from hf_finetune.outputs import MISCLASSIFIED
+from hf_finetune.tasks import register_task
+from hf_finetune.tasks.base import Task
 
 logger = logging.getLogger("hf_finetune")
 TRUNCATED = "__truncated__"
@@ -65,7 +69,6 @@ class TokenClassification(Task):
         return load_classifier(AutoModelForTokenClassification, self.cfg.model, label_names)
 
     def encode(self, data, tokenizer):
-        from ..tags import align_labels, continuation_ids
 
         args = self.cfg.data
         continuation = continuation_ids(data.label_names)
@@ -109,7 +112,6 @@ class TokenClassification(Task):
         return DataCollatorForTokenClassification(tokenizer)  # pads labels with -100
 
     def compute_metrics(self, data):
-        from ..metrics import make_token_compute_metrics
 
         return make_token_compute_metrics(data.label_names)
 
@@ -124,26 +126,21 @@ class TokenClassification(Task):
         return {"text": " ".join(example[self.cfg.data.tokens_column])}
 
     def _sequences(self, prediction, data):
-        from ..metrics import tag_sequences
 
         return tag_sequences(prediction.predictions, prediction.label_ids, data.label_names)
 
     def evaluation_report(self, prediction, data):
-        from ..metrics import entity_report
 
         return {"per_entity_type": entity_report(*self._sequences(prediction, data))}
 
     def baseline(self, data, prediction):
         """Every word tagged O: entity F1 0, and word accuracy the share of O tags (what the model must beat)."""
-        from ..metrics import entity_scores
 
         gold, _ = self._sequences(prediction, data)
         scores = entity_scores(gold, [["O"] * len(row) for row in gold])
         return {"name": "all-O (no entity anywhere)", "scores": {"f1": scores["f1"], "accuracy": scores["accuracy"]}}
 
     def write_mistakes(self, out, raw_split, prediction, data):
-        from ..outputs import MISCLASSIFIED
-        from ..reports import write_entity_mistakes
 
         gold, predicted = self._sequences(prediction, data)
         words = self._scored_words(raw_split[self.cfg.data.tokens_column])
@@ -180,7 +177,6 @@ class TokenClassification(Task):
         }
 
     def describe_labels(self, label_names):
-        from ..tags import parse_tag
 
         kinds = sorted({parse_tag(n)[1] for n in label_names} - {None})
         return f"Tags ({len(label_names)}): {', '.join(label_names)}; entity types: {', '.join(kinds)}"

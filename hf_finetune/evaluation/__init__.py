@@ -1,0 +1,1 @@
+"""Scores and what a run shows of them: metrics, plots, files of mistakes."""

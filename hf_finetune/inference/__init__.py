@@ -1,0 +1,1 @@
+"""Use a finished model: predict and evaluate from a model folder."""

@@ -1,0 +1,1 @@
+"""Checkpoints: load them safely, give them a head, find their blocks, wrap them with adapters, pool features."""
