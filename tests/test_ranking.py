@@ -73,7 +73,7 @@ def test_rank_measures_every_candidate_and_orders_them_the_same_way_twice(tiny_t
     assert recipe["model_name_or_path"] == a["candidates"][0]["model"] and recipe["strategy"]
     assert first.read_text().startswith("# Recommended by `hf-finetune rank`")
     assert "| rank | checkpoint |" in out and first.with_suffix(".md").is_file()
-    assert "features reused" not in err  # the second run used its own cache folder
+    assert "reused from the cache" not in err  # the second run (another --out) used its own cache folder
 
 
 def test_rank_reuses_cached_features(tiny_text_candidates, fortunes_csv, tmp_path, capsys):
