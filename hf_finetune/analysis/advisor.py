@@ -59,8 +59,8 @@ USELESS_PROBE_GAIN = 0.25
 # "Much data, similar" below this median per class: LP-FT (fit the head by the convex probe, then fine-tune
 # everything) instead of full. Measured (docs/linear_probe.md, same rate and steps as full): 50 Fashion-MNIST
 # target images per class, 0.836 +/- 0.005 against 0.819 +/- 0.014 (3 seeds, LP-FT ahead on each); 25 fortunes
-# per class, 0.772 against 0.709 (2 seeds, ahead on each). At 500 images per class the paired difference was
-# noise (+3.0, -1.6 points), so the line sits just above the measured small sets.
+# per class, 0.772 against 0.709 (2 seeds, ahead on each). At 500 images per class LP-FT was not better
+# (-1.4 points, ahead on 1 of 3 seeds), so the line sits just above the measured small sets.
 LP_FT_MAX_PER_CLASS = 60
 # Learning rates when the base recipe gives none (the strategies' own defaults agree).
 HEAD_LEARNING_RATE = 1e-3  # a new head on frozen features needs large steps
