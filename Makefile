@@ -11,11 +11,11 @@ ARGS ?=
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 
 # Standard tasks: `make <recipe>` fine-tunes the recipe's Hub checkpoint on its Hub data set (both need
-# the Hub, so no HF_HUB_OFFLINE here). Each is tasks/recipes/<name>.yaml; the task script comes from the
+# the Hub, so no HF_HUB_OFFLINE here). Each is hf_finetune/recipes/<data set>/<name>.yaml; the task script comes from the
 # recipe's `task:` key. Override: make sst2 MODEL=distilbert-base-uncased ACCELERATE_CONFIG=... ARGS="..."
 STANDARD_TASKS := sst2 imdb ag_news mrpc stsb conll2003 go_emotions cifar10 beans food101
 MODEL ?=
-recipe_task = $(shell sed -n 's/^task:[[:space:]]*\([A-Za-z0-9_]*\).*/\1/p' tasks/recipes/$(1).yaml)
+recipe_task = $(shell sed -n 's/^task:[[:space:]]*\([A-Za-z0-9_]*\).*/\1/p' $(wildcard hf_finetune/recipes/*/$(1).yaml))
 
 # The transfer report for the text demo: 5 strategies x 4 data fractions, one seed, 2 epochs each, and
 # at least compare's 30 optimizer steps per run (so 8 epochs at 5%). Sized to fit 30 minutes on 2 idle
@@ -24,7 +24,7 @@ REPORT_OUT ?= outputs/report-fortunes_topics
 REPORT_ARGS ?= --strategies scratch,linear_probe,freeze_bottom,full,lora --fractions 0.05,0.1,0.25,1.0 \
 	--seeds 42 --num_train_epochs 2
 
-.PHONY: help setup system-deps demo demo-vision pretrain-vit report advise bench test test-fast lint clean $(STANDARD_TASKS)
+.PHONY: help setup system-deps demo demo-vision pretrain-vit report advise bench test test-fast lint docs wheel-check clean $(STANDARD_TASKS)
 
 setup: system-deps $(STAMP)
 
@@ -76,19 +76,31 @@ test: setup
 test-fast: setup
 	$(OFFLINE) $(PY) -m pytest -m "not slow" $(ARGS)
 
+# The documentation site (mkdocs-material); reference pages are generated from the code at build time
+# (docs/hooks/reference.py). --strict: a broken link or a missing page fails the build.
+docs: setup
+	$(OFFLINE) $(VENV)/bin/mkdocs build --strict --site-dir site
+
+# Install like a user: build sdist + wheel, twine check, install the wheel into a clean venv outside the
+# checkout, and run the getting-started commands from an empty folder (.ci/wheel_check.sh).
+wheel-check: setup
+	VENV_PY=$(PY) PYTHON=$(PYTHON) bash .ci/wheel_check.sh
+
 lint: setup
-	$(VENV)/bin/ruff check hf_finetune tasks tests bench
-	$(VENV)/bin/ruff format --check hf_finetune tasks tests bench
+	$(VENV)/bin/ruff check hf_finetune tasks tests bench docs/hooks
+	$(VENV)/bin/ruff format --check hf_finetune tasks tests bench docs/hooks
 
 clean:
-	rm -rf outputs build *.egg-info .pytest_cache .ruff_cache
+	rm -rf outputs build dist site *.egg-info .pytest_cache .ruff_cache
 
 help:
 	@echo "make demo          fine-tune MiniLM on real text (Debian fortunes), offline"
 	@echo "make demo-vision   pretrain a small ViT, fine-tune it on unseen Fashion-MNIST classes, offline"
 	@echo "make test          the whole test suite (what CI runs); make test-fast skips the slow runs"
 	@echo "make lint          ruff check and format check"
-	@echo "make <task>        a standard task on the Hub (recipe tasks/recipes/<task>.yaml):"
+	@echo "make docs          build the documentation site strictly into site/ (reference pages generated)"
+	@echo "make wheel-check   build the wheel, install it in a clean venv, run the getting-started commands"
+	@echo "make <task>        a standard task on the Hub (recipe hf_finetune/recipes/*/<task>.yaml):"
 	@echo "                   $(STANDARD_TASKS)"
 	@echo "  options:         MODEL=<checkpoint> ACCELERATE_CONFIG=<file> ARGS=\"--num_train_epochs 1 ...\""
 	@echo "make report        compare 5 strategies x 5 data fractions on the text demo; transfer report (offline)"

@@ -9,7 +9,7 @@ From a notebook:
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from hf_finetune.version import VERSION as __version__  # noqa: F401  (the public name)
 
 
 def _cpu_threads_yield() -> None:

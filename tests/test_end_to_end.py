@@ -67,7 +67,7 @@ def test_confusion_matrix_and_misclassified_agree_with_metrics(trained_run, fort
 def test_model_card_says_what_was_trained(trained_run):
     card = (trained_run / "README.md").read_text()
     assert "base_model: sentence-transformers/all-MiniLM-L6-v2" in card
-    assert "pipeline_tag: text-classification" in card and "strategy:full" in card
+    assert "pipeline_tag: text-classification" in card and "strategy-full" in card
     assert "Trainable parameters:" in card and "model-index" in card
     accuracy = read_json(trained_run / "metrics.json")["metrics"]["test"]["accuracy"]
     assert f"{accuracy:.4f}" in card

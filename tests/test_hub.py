@@ -25,15 +25,19 @@ TOPICS = {"computers", "politics", "science", "songs-poems"}
 # What a user of a full fine-tune needs; nothing that quotes the data, no checkpoints, no pickles.
 FULL_MODEL_FILES = [
     "README.md",
+    "all_results.json",
     "config.json",
     "confusion_matrix.json",
     "confusion_matrix.png",
+    "eval_results.json",
     "loss_curves.png",
     "metrics.json",
     "model.safetensors",
     "run_config.yaml",
+    "test_results.json",
     "tokenizer.json",
     "tokenizer_config.json",
+    "train_results.json",
 ]
 SHORT = ["--max_train_samples", "64", "--max_eval_samples", "32", "--max_steps", "4", "--eval_strategy", "no",
          "--load_best_model_at_end", "false"]  # fmt: skip
@@ -153,6 +157,17 @@ def test_push_uploads_exactly_the_model_files_private_by_default(trained_run, fa
     assert not upload["folder"].exists()  # staging removed after the push
     assert (trained_run / "README.md").read_text() == local_card  # the output folder is left as it was
     assert f"https://huggingface.co/{REPO}/tree/v1" in out and "(private)" in out
+
+
+@pytest.mark.slow
+def test_push_token_flag_reaches_hfapi_and_is_uploaded_nowhere(trained_run, monkeypatch, no_token, capsys):
+    hub = FakeHub()
+    monkeypatch.setattr("hf_finetune.training.hub.HfApi", hub.api)
+    code, _, err = run_cli(["push", "--model", str(trained_run), "--repo_id", REPO, "--token", FAKE_TOKEN], capsys)
+    assert code == 0, err
+    assert hub.call("init") == {"token": FAKE_TOKEN}  # no HF_TOKEN, no login: only the flag could give it
+    (upload,) = hub.uploads
+    assert FAKE_TOKEN not in upload["card"] and FAKE_TOKEN not in err
 
 
 @pytest.mark.slow

@@ -19,7 +19,7 @@ from transformers import (
 )
 
 from hf_finetune.errors import UserError
-from hf_finetune.modeling.layers import EMBEDDINGS, HEAD, STAGED_FAMILIES, discover_blocks
+from hf_finetune.modeling.layers import BACKBONE, EMBEDDINGS, FAMILY_STACKS, HEAD, discover_blocks
 
 cases = pytest.mark.parametrize("case", CASES, ids=[c.model_type for c in CASES])
 
@@ -34,8 +34,9 @@ def block_names(layout, block: str) -> list[str]:
     return [name for name, _ in layout.params[block]]
 
 
-def test_every_staged_family_is_tested():
-    assert set(STAGED_FAMILIES) <= set(BY_TYPE)
+def test_every_family_with_listed_stacks_is_tested():
+    """Funnel is in the conformance matrix (test_conformance.py)."""
+    assert set(FAMILY_STACKS) <= set(BY_TYPE) | {"funnel"}
 
 
 @cases
@@ -105,20 +106,30 @@ def test_bare_base_model_has_an_empty_head():
 
 
 @pytest.mark.parametrize(
-    "attach, name",
+    "attach, name, block",
     [
-        # The base model's own parameters come first in named_parameters(), before the embeddings.
-        (lambda base: setattr(base, "mystery_scale", nn.Parameter(torch.ones(1))), "bert.mystery_scale"),
-        # Registered after the pooler, so after the layers, but not a norm or pooler.
-        (lambda base: setattr(base, "adapter", nn.Linear(2, 2)), "bert.adapter.weight"),
+        # The base model's own parameters come first in named_parameters(): input side, like a stem.
+        (lambda base: setattr(base, "mystery_scale", nn.Parameter(torch.ones(1))), "bert.mystery_scale", EMBEDDINGS),
+        # Registered after the pooler, so after the layers: it only sees the top layer's output.
+        (lambda base: setattr(base, "adapter", nn.Linear(2, 2)), "bert.adapter.weight", "block.1"),
     ],
     ids=["top-level", "after-layers"],
 )
-def test_unmappable_parameter_is_named_in_the_error(attach, name):
+def test_parameters_outside_the_layers_go_by_position(attach, name, block):
     model = build(BY_TYPE["bert"])
     attach(model.base_model)
-    with pytest.raises(UserError, match=f"'{name}'"):
-        discover_blocks(model)
+    assert discover_blocks(model).block_of(name) == block
+
+
+def test_weight_shared_by_two_layers_makes_the_layout_unreadable():
+    model = build(BY_TYPE["bert"])
+    stack = model.bert.encoder.layer
+    stack[1].output.dense.weight = stack[0].output.dense.weight  # one weight in two layers
+    layout = discover_blocks(model)
+    assert layout.names == [EMBEDDINGS, BACKBONE, HEAD]
+    assert "shared by block.0 and block.1" in layout.unreadable
+    with pytest.raises(UserError, match="strategy llrd needs the depth of each layer.*bert models"):
+        layout.require_depth("llrd")
 
 
 def test_unknown_names_are_user_errors():

@@ -12,10 +12,11 @@ import sys
 from hf_finetune.cli.commands import COMMANDS, find
 from hf_finetune.cli.train import train_main
 from hf_finetune.errors import EXIT_OK, UserError
+from hf_finetune.version import VERSION
 
 
 def usage() -> str:
-    lines = ["usage: hf-finetune COMMAND [options]", "", "commands:"]
+    lines = ["usage: hf-finetune [--version] COMMAND [options]", "", "commands:"]
     lines += [f"  {c.name:<12} {c.summary}" for c in COMMANDS.values()]
     lines += ["", "Run `hf-finetune COMMAND --help` for a command's options."]
     return "\n".join(lines)
@@ -25,6 +26,9 @@ def dispatch(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(usage())
         return EXIT_OK if argv else 2
+    if argv[0] in ("-V", "--version"):
+        print(f"hf-finetune {VERSION}")
+        return EXIT_OK
     command = find(argv[0])
     if command is None:
         raise UserError(f"unknown command '{argv[0]}'; commands: {', '.join(COMMANDS)}")

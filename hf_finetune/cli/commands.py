@@ -40,6 +40,7 @@ COMMANDS = {
         Command("recipes", "listing:recipes_main", "list the shipped recipes"),
         Command("strategies", "listing:strategies_main", "list the transfer strategies"),
         Command("tasks", "listing:tasks_main", "list the tasks"),
+        Command("launch-config", "launching:launch_config_main", "list the shipped accelerate launch configs, or print one's path", ("launch_config",)),
         Command("zero-shot", "zero_shot:zero_shot_main", "classify unseen classes by their attributes: hf-finetune zero-shot --model RUN --classes T --data D", ("zero_shot",)),
     )
 }  # fmt: skip

@@ -12,6 +12,27 @@ from hf_finetune.recipes import parse_config
 
 
 class CommandParser(argparse.ArgumentParser):
+    """argparse with one-line errors, and both spellings of every long option (`--repo-id`, `--repo_id`)."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        return super().parse_known_args(self.either_spelling(args), namespace)
+
+    def either_spelling(self, args):
+        """`--a_b` for a parser that defines `--a-b` (and the reverse): one spelling style per command family
+        in the help, both accepted everywhere."""
+        if args is None:
+            return None
+        known, out = self._option_string_actions, []
+        for arg in args:
+            name, eq, value = arg.partition("=")
+            if name.startswith("--") and name not in known:
+                for other in ("--" + name[2:].replace("-", "_"), "--" + name[2:].replace("_", "-")):
+                    if other in known:
+                        arg = other + eq + value
+                        break
+            out.append(arg)
+        return out
+
     def error(self, message):
         raise UserError(f"{message}. Run `{self.prog} --help` for usage")
 

@@ -24,7 +24,11 @@ def push_main(argv: list[str]) -> int:
 
     parser = CommandParser(
         prog="hf-finetune push",
-        description=summary("push") + ". The token comes from HF_TOKEN or `hf auth login`.",
+        description=summary("push") + ". The token comes from --token, HF_TOKEN or `hf auth login`.",
+    )
+    parser.add_argument(
+        "--token",
+        help="Hub token with write access. Default: HF_TOKEN or the cached `hf auth login`. Never written anywhere.",
     )
     parser.add_argument("--model", required=True, help="Output folder of a finished run (holds run_complete.json).")
     parser.add_argument("--repo-id", "--repo_id", dest="repo_id", required=True, help="`user/name` or `org/name`.")
@@ -56,5 +60,6 @@ def push_main(argv: list[str]) -> int:
         commit_message=args.commit_message,
         allow_private_data_public=args.allow_private_data_public,
         dry_run=args.dry_run,
+        token=args.token,
     )
     return EXIT_OK

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from hf_finetune.cli.launching import relaunch, split_launch_flag
 from hf_finetune.errors import EXIT_OK
 from hf_finetune.recipes import ConfigParser, parse_config
 from hf_finetune.training.cross_validation import run_cv
@@ -13,7 +14,12 @@ def train_main(argv: list[str], task: str | None = None, prog: str = "hf-finetun
 
     if any(a in ("-h", "--help") for a in argv):
         ConfigParser(prog=prog).print_help()
+        print("\n--launch NAME   run under `accelerate launch` with a shipped config (`hf-finetune launch-config`)")
         return EXIT_OK
+    launch, argv = split_launch_flag(argv)
+    if launch is not None:
+        parse_config(argv, task=task, prog=prog)  # bad input stops here, before any process starts
+        return relaunch(launch, argv, task)
     cfg = parse_config(argv, task=task, prog=prog)
     if cfg.run.cv_folds:
         run_cv(cfg)

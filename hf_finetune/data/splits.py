@@ -115,7 +115,8 @@ def finish_splits(chosen: dict, args: DataArguments, seed: int, stratify_column:
     chosen["train"] = seeded_subset(chosen["train"], args.max_train_samples, seed)
     for split in ("validation", "test"):
         if split in chosen:
-            chosen[split] = seeded_subset(chosen[split], args.max_eval_samples, seed)
+            cap = args.max_predict_samples if split == "test" and args.max_predict_samples else args.max_eval_samples
+            chosen[split] = seeded_subset(chosen[split], cap, seed)
     return chosen
 
 
@@ -164,7 +165,7 @@ def load_labelled_data(
 RAW_TARGET = "__raw_labels__"
 
 
-def encode_splits(splits: dict, encode: Callable, target_column: str) -> dict:
+def encode_splits(splits: dict, encode: Callable, target_column: str, num_proc: int | None = None) -> dict:
     """`encode(batch, target_column, split) -> model inputs with "labels"` mapped over each split, raw columns dropped.
 
     A target column that is itself named `labels` (go_emotions, the fortunes topic sets) is renamed first:
@@ -181,6 +182,7 @@ def encode_splits(splits: dict, encode: Callable, target_column: str) -> dict:
             batched=True,
             fn_kwargs={"target_column": column, "split": split},
             remove_columns=dataset.column_names,
+            num_proc=num_proc,  # `preprocessing_num_workers`
             desc=f"Tokenizing {split}",
         )
     return out

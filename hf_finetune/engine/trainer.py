@@ -244,6 +244,19 @@ class StrategyTrainer(Trainer):
         if not load_renamed_weights(Path(resume_from_checkpoint), model):
             super()._load_from_checkpoint(resume_from_checkpoint, model)
 
+    def _load_best_model(self):
+        """Trainer's reload, except for a checkpoint saved under legacy weight names (ViT): that one is read
+        through `from_pretrained`, strictly. Trainer's non-strict load matched none of its names and
+        warned about every weight ("unexpected keys", 60 names for a 4-layer ViT) although the weights
+        were right after our reload, so a user reading it believed the model broken; a real mismatch
+        still fails loudly (`load_renamed_weights`)."""
+        best = self.state.best_model_checkpoint
+        plain = not (self.is_deepspeed_enabled or self.is_fsdp_enabled)
+        if best and plain and load_renamed_weights(Path(best), self.model):
+            logger.info("reloaded the best checkpoint %s through from_pretrained (renamed weights)", best)
+            return
+        super()._load_best_model()
+
     def _save_checkpoint(self, model, trial):
         """Trainer's save, then our completion sentinel, then rotation: never the other way round, so
         older complete checkpoints are deleted only once the new one is complete (`hf_finetune.checkpoints`)."""

@@ -2,25 +2,39 @@
 
 Layer-wise learning-rate decay, gradual unfreezing and "train the top k layers" all need
 to know which layer a parameter belongs to and how deep that layer sits. Module paths
-differ across families (`bert.encoder.layer.N`, `vit.layers.N`, `distilbert.transformer.layer.N`)
+differ across families (`bert.encoder.layer.N`, `vit.layers.N`, `convnext.encoder.stages.S.layers.N`)
 and move between transformers releases, so the layout is discovered from structure
-instead of names: the base model is `model.base_model`, its layers are its longest
-`nn.ModuleList` of same-class modules, and everything outside it is the task's head.
+instead of names. The base model is `model.base_model`; everything outside it is the task's head.
 
-Where each parameter goes, and why:
+The blocks, and how staged models are counted:
 
-- inside a layer -> that layer's block;
-- outside `model.base_model` -> `head`, so `head` is exactly what the task added on top of
-  the pretrained network (classifier, DistilBERT's `pre_classifier`, RoBERTa's dense layer);
-- in the base model, before the layers and named like embeddings (or the module returned
-  by `get_input_embeddings()`) -> `embeddings`;
-- in the base model, after the layers and named like a norm or pooler (ViT's final
-  `layernorm`, BERT's `pooler`) -> the *top block*. They are pretrained and only ever see
-  the top layer's output, so they share its depth: freezing "all but the head" then
-  gives a true linear probe on pretrained features, and layer-wise decay gives them the
-  top layer's rate rather than the fresh head's;
-- anything else raises `UserError` naming the parameter: a silently misplaced parameter
-  would get the wrong learning rate or stay frozen with no sign of it.
+- the layer stack is the `nn.ModuleList`/`nn.Sequential` of the base model holding the most
+  parameters (BERT's `encoder.layer`, ViT's `layers`, ConvNeXt's `encoder.stages`);
+- when its elements are *stages* (containers themselves, classes named `...Stage`, or a stack
+  of mixed classes as in MobileViT), each stage is split into its own largest inner stack and
+  every layer inside becomes one block: ConvNeXt with depths [3, 3, 9, 3] has 18 blocks, not 4.
+  A stage's other parameters (Swin's patch merging, ConvNeXt's downsampling) join its first
+  layer if they come before the layers, else its last. Counting by layer keeps `llrd_decay`
+  and `freeze_num_layers` meaning the same thing for a ViT and a CNN;
+- families with more than one stack in sequence (Funnel's encoder then decoder) list them in
+  `FAMILY_STACKS`.
+
+Where each other parameter of the base model goes, and why:
+
+- before the first block (word/patch embeddings, CNN stems such as ResNet's `embedder` or
+  MobileNet's `conv_stem`, XLNet's `mask_emb`) -> `embeddings`: they make the first block's input;
+- tables shared by every layer (MPNet's `relative_attention_bias`, DeBERTa's `rel_embeddings`,
+  BEiT's shared `relative_position_bias`) -> `embeddings` too. They feed every layer, so no single
+  block owns them; like position embeddings they encode the input's geometry, are the most
+  general thing the model learned, and freezing the bottom of the network should freeze them;
+- after the last block (ViT's final `layernorm`, BERT's `pooler`, EfficientNet's `top_conv`,
+  MobileNet's `conv_1x1`) -> the *top block*. They are pretrained and only ever see the top
+  layer's output, so they share its depth: freezing "all but the head" then gives a true linear
+  probe on pretrained features, and layer-wise decay gives them the top layer's rate;
+- anything else (a parameter between two layers, or one shared by two of them) means the depth
+  cannot be read. The layout is then *unreadable*: one `backbone` block plus the head. Strategies
+  that need no depth (full, lora, ia3, scratch, linear_probe) still run; those that do
+  (`Strategy.needs_depth`) refuse in one line naming the family and the parameter.
 """
 
 from __future__ import annotations
@@ -33,28 +47,42 @@ from torch import nn
 from hf_finetune.errors import UserError
 
 EMBEDDINGS, HEAD = "embeddings", "head"
+# The single block of an unreadable layout: every base-model parameter, at no particular depth.
+BACKBONE = "backbone"
 
-# Families whose layers are split into stages (a ModuleList of stages, each with its own
-# ModuleList of layers). The generic rule would pick one stage's layers, so these name
-# (stage list in the base model, layer list in each stage); stages are flattened in order.
-# A stage's other parameters (Swin's patch merging, run after its layers) join its top layer.
-STAGED_FAMILIES: dict[str, tuple[str, str]] = {
-    "swin": ("encoder.layers", "blocks"),
-    "swinv2": ("encoder.layers", "blocks"),
-    "donut-swin": ("encoder.layers", "blocks"),
+# Families whose layers sit in several stacks run one after another (paths inside the base model).
+FAMILY_STACKS: dict[str, tuple[str, ...]] = {
+    # FunnelModel (token classification) upsamples with a decoder stack after the encoder's stages.
+    "funnel": ("encoder.blocks", "decoder.layers"),
 }
+# Families whose stage i > 0 starts with a downsampling module kept in a list beside the stages
+# (PoolFormer's `encoder.patch_embeddings[i]`): it joins stage i's first layer; element 0 is the stem.
+FAMILY_STAGE_INPUTS: dict[str, str] = {
+    "poolformer": "encoder.patch_embeddings",
+    "segformer": "encoder.patch_embeddings",
+}
+# Shared tables that are not named like one: DeBERTa-v2's `encoder.LayerNorm` normalises only
+# `rel_embeddings` (in `get_rel_embedding`), never a layer's output, so it lives with the table.
+FAMILY_SHARED: dict[str, tuple[str, ...]] = {"deberta-v2": ("encoder.LayerNorm.",)}
 
-_EMBEDDING_NAME = re.compile(r"embed", re.IGNORECASE)
-_TAIL_NAME = re.compile(r"norm|pool|ln_?f", re.IGNORECASE)
+_SHARED_NAME = re.compile(r"(^|\.)(rel_embeddings|relative_attention_bias|relative_position_bias|mask_emb)(\.|$)")
+_LISTS = (nn.ModuleList, nn.Sequential)
+
+
+class _Unreadable(Exception):
+    """The depth of the layers cannot be read; the message says why (shown by the refusing strategy)."""
 
 
 @dataclass
 class BlockLayout:
     """Parameters grouped by depth; `names` is bottom to top and always starts with
-    `embeddings` and ends with `head` (either may be empty), so depth = position."""
+    `embeddings` and ends with `head` (either may be empty), so depth = position.
+    `unreadable` holds why the depth could not be read (then `names` is embeddings, backbone, head)."""
 
     names: list[str]
     params: dict[str, list[tuple[str, nn.Parameter]]]
+    family: str = ""
+    unreadable: str | None = None
     _owner: dict[str, str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -62,7 +90,7 @@ class BlockLayout:
 
     @property
     def num_blocks(self) -> int:
-        """Transformer layers only, the `n` of `block.0` ... `block.{n-1}`."""
+        """Layers only, the `n` of `block.0` ... `block.{n-1}`."""
         return len(self.names) - 2
 
     def block_of(self, param_name: str) -> str:
@@ -77,77 +105,134 @@ class BlockLayout:
             raise UserError(f"unknown block '{block_name}'; known: {', '.join(self.names)}")
         return self.names.index(block_name)
 
+    def require_depth(self, strategy: str) -> None:
+        """One-line refusal for a strategy that needs each layer's depth on a layout without one."""
+        if self.unreadable:
+            raise UserError(
+                f"strategy {strategy} needs the depth of each layer, and the layers of {self.family or 'this'} "
+                f"models cannot be read: {self.unreadable}; use full, lora, ia3 or linear_probe, or list the "
+                "family's layer stacks in hf_finetune.modeling.layers.FAMILY_STACKS"
+            )
+
+    def require_head(self, strategy: str) -> None:
+        if not self.params[HEAD]:
+            raise UserError(
+                f"strategy {strategy} trains only the task head, and this {self.family or ''} model has none "
+                "(it is a bare base model); load it with a task class (e.g. AutoModelForSequenceClassification)"
+            )
+
 
 def discover_blocks(model: nn.Module) -> BlockLayout:
+    """The model's layout; never fails: a model whose depth cannot be read gets an unreadable layout."""
     base = model.base_model
-    prefix = next(name for name, module in model.named_modules() if module is base)
-    layers = _layers(base, model.config.model_type)
-    names = [EMBEDDINGS, *(f"block.{i}" for i in range(len(layers))), HEAD]
+    family = getattr(model.config, "model_type", "") or ""
+    try:
+        block_of_param = _place_base_params(model, base, family)
+        names = [EMBEDDINGS, *(f"block.{i}" for i in range(_count_blocks(block_of_param))), HEAD]
+        reason = None
+    except _Unreadable as problem:
+        block_of_param = {id(p): BACKBONE for p in base.parameters()}
+        names, reason = [EMBEDDINGS, BACKBONE, HEAD], str(problem)
+    params: dict[str, list[tuple[str, nn.Parameter]]] = {block: [] for block in names}
+    for name, param in model.named_parameters():
+        params[block_of_param.get(id(param), HEAD)].append((name, param))
+    return BlockLayout(names=names, params=params, family=family, unreadable=reason)
 
+
+def _count_blocks(block_of_param: dict[int, str]) -> int:
+    return len({b for b in block_of_param.values() if b.startswith("block.")})
+
+
+def _place_base_params(model: nn.Module, base: nn.Module, family: str) -> dict[int, str]:
+    """id(parameter) -> block for every base-model parameter, by the rules in the module docstring."""
+    prefix = next(name for name, module in model.named_modules() if module is base)
+    layers = _layers(base, family)
     block_of_param: dict[int, str] = {}
     for i, layer_params in enumerate(layers):
         for param in layer_params:
             if id(param) in block_of_param:
-                raise UserError(f"a parameter is shared by {block_of_param[id(param)]} and block.{i}: no single depth")
+                raise _Unreadable(f"a parameter is shared by {block_of_param[id(param)]} and block.{i}")
             block_of_param[id(param)] = f"block.{i}"
 
     base_params = list(base.named_parameters())
     in_layer = [i for i, (_, p) in enumerate(base_params) if id(p) in block_of_param]
     first, last = in_layer[0], in_layer[-1]
-    input_embeddings = _input_embedding_params(base)
+    shared = FAMILY_SHARED.get(family, ())
     for position, (name, param) in enumerate(base_params):
         if id(param) in block_of_param:
             continue
-        if position < first and (id(param) in input_embeddings or _EMBEDDING_NAME.search(name)):
+        if position < first or _SHARED_NAME.search(name) or name.startswith(shared):
             block_of_param[id(param)] = EMBEDDINGS
-        elif position > last and _TAIL_NAME.search(name):
-            block_of_param[id(param)] = names[-2]
+        elif position > last:
+            block_of_param[id(param)] = f"block.{len(layers) - 1}"
         else:
             full = f"{prefix}.{name}" if prefix else name
-            raise UserError(
-                f"parameter '{full}' of {type(model).__name__} fits no block: it is in the base model but not in "
-                "a layer, not an embedding before the layers and not a final norm/pooler after them; "
-                "add its family to hf_finetune.layers.STAGED_FAMILIES or extend the rules there"
-            )
-
-    params: dict[str, list[tuple[str, nn.Parameter]]] = {block: [] for block in names}
-    for name, param in model.named_parameters():
-        params[block_of_param.get(id(param), HEAD)].append((name, param))
-    return BlockLayout(names=names, params=params)
+            raise _Unreadable(f"parameter '{full}' sits between two layers but in neither")
+    return block_of_param
 
 
-def _layers(base: nn.Module, model_type: str) -> list[list[nn.Parameter]]:
-    """The parameters of each transformer layer, bottom to top."""
-    if model_type not in STAGED_FAMILIES:
-        return [list(layer.parameters()) for layer in _longest_stack(base)]
-    stages_path, layers_name = STAGED_FAMILIES[model_type]
+def _layers(base: nn.Module, family: str) -> list[list[nn.Parameter]]:
+    """The parameters of each layer, bottom to top (stages split into their layers)."""
+    paths = [path for path in FAMILY_STACKS.get(family, ()) if _has_submodule(base, path)]
+    stacks = [base.get_submodule(path) for path in paths] if paths else [_main_stack(base)]
+    stage_inputs = _has_submodule(base, FAMILY_STAGE_INPUTS.get(family, ""))
     layers: list[list[nn.Parameter]] = []
-    for stage in base.get_submodule(stages_path):
-        stage_layers = [list(layer.parameters()) for layer in getattr(stage, layers_name)]
-        owned = {id(p) for layer in stage_layers for p in layer}
-        stage_layers[-1] += [p for p in stage.parameters() if id(p) not in owned]
-        layers += stage_layers
+    for stack in stacks:
+        mixed = len({type(element) for element in stack}) > 1
+        for i, element in enumerate(stack):
+            if mixed or isinstance(element, _LISTS) or type(element).__name__.endswith("Stage"):
+                stage = _stage_layers(element)
+                if stage_inputs and i > 0:
+                    stage[0] += list(base.get_submodule(FAMILY_STAGE_INPUTS[family])[i].parameters())
+                layers += stage
+            else:
+                layers.append(list(element.parameters()))
+    layers = [layer for layer in layers if layer]  # parameter-free layers (pooling, identity) have no depth
+    if not layers:
+        raise _Unreadable(f"{type(base).__name__} has no stack of layers with parameters")
     return layers
 
 
-def _longest_stack(base: nn.Module) -> nn.ModuleList:
-    """Longest ModuleList of same-class modules; ties go to the outermost, earliest one,
-    since inner lists (heads, experts) are parts of a layer rather than layers."""
-    best: nn.ModuleList | None = None
-    for module in base.modules():
-        if (
-            isinstance(module, nn.ModuleList)
-            and len(module) > 0
-            and len({type(child) for child in module}) == 1
-            and (best is None or len(module) > len(best))
-        ):
-            best = module
-    if best is None or next(best.parameters(), None) is None:
-        raise UserError(
-            f"{type(base).__name__} has no stack of identical layers (nn.ModuleList) to index; "
-            "add its family to hf_finetune.layers.STAGED_FAMILIES"
-        )
+def _has_submodule(module: nn.Module, path: str) -> bool:
+    try:
+        return bool(path) and module.get_submodule(path) is not None
+    except AttributeError:
+        return False
+
+
+def _largest_stack(module: nn.Module) -> nn.Module | None:
+    """The ModuleList/Sequential inside `module` with the most parameters; ties go to the outermost
+    (a parent holds at least its children's parameters, and `modules()` visits parents first)."""
+    best, best_size = None, 0
+    for candidate in module.modules():
+        if isinstance(candidate, _LISTS) and len(candidate) > 0:
+            size = sum(p.numel() for p in candidate.parameters())
+            if size > best_size:
+                best, best_size = candidate, size
     return best
+
+
+def _main_stack(base: nn.Module) -> nn.Module:
+    stack = _largest_stack(base)
+    if stack is None:
+        raise _Unreadable(f"{type(base).__name__} has no stack of layers (nn.ModuleList or nn.Sequential)")
+    return stack
+
+
+def _stage_layers(stage: nn.Module) -> list[list[nn.Parameter]]:
+    """A stage's layers, each one block; the stage's other parameters join its first or last layer."""
+    inner = stage if isinstance(stage, _LISTS) else _largest_stack(stage)
+    layers = [list(layer.parameters()) for layer in inner] if inner is not None else []
+    layers = [layer for layer in layers if layer]
+    if not layers:
+        return [list(stage.parameters())]
+    owned = {id(p) for layer in layers for p in layer}
+    order = list(stage.parameters())
+    first_owned = next(i for i, p in enumerate(order) if id(p) in owned)
+    for position, param in enumerate(order):
+        if id(param) not in owned:
+            (layers[0] if position < first_owned else layers[-1]).append(param)
+    return layers
 
 
 def _input_embedding_params(base: nn.Module) -> set[int]:
@@ -172,9 +257,15 @@ def _modules_in_blocks(model: nn.Module, layout: BlockLayout, kind: type) -> lis
 
 
 def block_linear_modules(model: nn.Module, layout: BlockLayout) -> list[str]:
-    """Full names of every linear layer inside the blocks: the default adapter targets.
-    Full names rather than suffixes such as `dense`, which would also catch the pooler and the head."""
-    return [name for name, _ in _modules_in_blocks(model, layout, nn.Linear)]
+    """Full names of every linear layer inside the blocks: the default adapter targets. CNNs whose
+    blocks hold no linear layer (ResNet, MobileNet, PoolFormer) get their ordinary convolutions
+    instead (peft has LoRA for Conv2d; grouped/depthwise ones are left out, as their weights have
+    one input channel per group and little rank to adapt). Full names rather than suffixes such as
+    `dense`, which would also catch the pooler and the head."""
+    linears = [name for name, _ in _modules_in_blocks(model, layout, nn.Linear)]
+    if linears:
+        return linears
+    return [name for name, conv in _modules_in_blocks(model, layout, nn.Conv2d) if conv.groups == 1]
 
 
 # Attention key/value projections across families: BERT `key`/`value`, ViT `k_proj`/`v_proj`, DistilBERT `k_lin`.

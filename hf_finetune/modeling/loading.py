@@ -13,6 +13,7 @@ from pathlib import Path
 
 from hf_finetune.assets.models import resolve_packaged_model
 from hf_finetune.errors import UserError, first_line
+from hf_finetune.modeling.load_report import quiet_transformers_loading, report_loading
 from hf_finetune.settings.arguments import ModelArguments, looks_like_local_path
 from hf_finetune.settings.packaged import is_packaged
 
@@ -133,13 +134,16 @@ def check_tokenizer_folder(name: str) -> None:
         raise UserError(f"no tokenizer files in {name}; pass --tokenizer_name with a tokenizer id or folder")
 
 
-def load_tokenizer(args: ModelArguments):
+def load_tokenizer(args: ModelArguments, **options):
+    """`options`: tokenizer settings such as `add_prefix_space` (`hf_finetune.modeling.pretokenized`)."""
     from transformers import AutoTokenizer
 
     name = resolve_checkpoint(args.tokenizer_name or args.model_name_or_path)
     check_tokenizer_folder(name)
     try:
-        return AutoTokenizer.from_pretrained(name, revision=args.revision, trust_remote_code=args.trust_remote_code)
+        return AutoTokenizer.from_pretrained(
+            name, revision=args.revision, trust_remote_code=args.trust_remote_code, **options
+        )
     except Exception as exc:
         raise UserError(f"cannot load the tokenizer of '{name}': {first_line(exc)}") from None
 
@@ -151,18 +155,19 @@ def load_classifier(auto_class, args: ModelArguments, label_names: list[str], **
     previous_labels = _checkpoint_label_names(checkpoint, args)
     id2label = dict(enumerate(label_names))
     try:
-        model, info = auto_class.from_pretrained(
-            checkpoint,
-            num_labels=len(label_names),
-            id2label=id2label,
-            label2id={v: k for k, v in id2label.items()},
-            revision=args.revision,
-            trust_remote_code=args.trust_remote_code,
-            ignore_mismatched_sizes=args.ignore_mismatched_sizes,
-            use_safetensors=None if args.allow_pickle else True,
-            output_loading_info=True,
-            **config_kwargs,
-        )
+        with quiet_transformers_loading():  # its LOAD REPORT lists the expected new head too: `report_loading`
+            model, info = auto_class.from_pretrained(
+                checkpoint,
+                num_labels=len(label_names),
+                id2label=id2label,
+                label2id={v: k for k, v in id2label.items()},
+                revision=args.revision,
+                trust_remote_code=args.trust_remote_code,
+                ignore_mismatched_sizes=args.ignore_mismatched_sizes,
+                use_safetensors=None if args.allow_pickle else True,
+                output_loading_info=True,
+                **config_kwargs,
+            )
     except RuntimeError as exc:
         if "ignore_mismatched_sizes" in str(exc):
             raise UserError(
@@ -172,6 +177,7 @@ def load_classifier(auto_class, args: ModelArguments, label_names: list[str], **
         raise
     except (OSError, ValueError) as exc:
         raise UserError(f"cannot load checkpoint '{checkpoint}': {first_line(exc)}") from None
+    report_loading(model, info)
     new = sorted(info.get("missing_keys", [])) + sorted(k for k, *_ in info.get("mismatched_keys", []))
     if previous_labels and previous_labels != label_names:
         # Same number of classes, other classes (a ViT pretrained on 5 source classes, fine-tuned on 5

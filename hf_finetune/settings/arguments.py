@@ -21,11 +21,16 @@ import yaml
 from transformers import TrainingArguments
 
 from hf_finetune.errors import UserError
+from hf_finetune.settings.conventions import check_report_to, split_report_to
+from hf_finetune.settings.ignored import refuse_ignored_training_flags
 from hf_finetune.settings.launch import check_launch_environment, run_on_cpu_without_accelerators
 from hf_finetune.settings.packaged import is_packaged
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-RECIPES_DIR = REPO_ROOT / "tasks" / "recipes"
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+# Shipped as package data, so an installed wheel finds them: recipes grouped by data set
+# (`recipes/<data set>/<name>.yaml`) and the accelerate launch configs (`launch_configs/<name>.yaml`).
+RECIPES_DIR = PACKAGE_ROOT / "recipes"
+LAUNCH_CONFIGS_DIR = PACKAGE_ROOT / "launch_configs"
 DEFAULT_OUTPUT_ROOT = "outputs"
 # TrainingArguments fields that hold secrets: never written to run_config.yaml.
 SECRET_FIELDS = ("hub_token",)
@@ -86,7 +91,11 @@ class ModelArguments:
         default=None, metadata={"help": "Tokenizer id or folder, when it differs from the checkpoint."}
     )
     revision: str | None = field(
-        default=None, metadata={"help": "Branch, tag or commit of a Hub checkpoint (pin it for reproducible runs)."}
+        default=None,
+        metadata={
+            "aliases": ["--model_revision", "--model-revision"],
+            "help": "Branch, tag or commit of a Hub checkpoint (pin it for reproducible runs).",
+        },
     )
     trust_remote_code: bool = field(
         default=False,
@@ -102,6 +111,24 @@ class ModelArguments:
             "help": "Accept pickle weights (`pytorch_model.bin`) when no safetensors exist. Off by default: "
             "unpickling can run arbitrary code."
         },
+    )
+    cache_dir: str | None = field(
+        default=None,
+        metadata={
+            "help": "Where downloaded checkpoints (`<dir>/hub`) and data sets (`<dir>/datasets`) are cached. "
+            "Default: the Hugging Face caches (HF_HOME)."
+        },
+    )
+    license: str | None = field(
+        default=None,
+        metadata={
+            "help": "Licence in the model card (a Hub licence id: `apache-2.0`, `mit`, ...). Default: the base "
+            "checkpoint's when hf_finetune knows it (the packaged checkpoints), else none is claimed."
+        },
+    )
+    language: str | None = field(
+        default=None,
+        metadata={"help": "Language(s) of the data for the model card (ISO 639-1, e.g. `en`); default: when known."},
     )
 
 
@@ -125,11 +152,17 @@ class DataArguments:
     )
     validation_file: str | None = field(default=None, metadata={"help": "Local validation file (same formats)."})
     test_file: str | None = field(default=None, metadata={"help": "Local held-out test file (same formats)."})
-    text_column: str = field(default="text", metadata={"help": "Column holding the input text."})
+    text_column: str = field(
+        default="text",
+        metadata={"aliases": ["--text_column_name", "--text-column-name"], "help": "Column holding the input text."},
+    )
     text_pair_column: str | None = field(
         default=None, metadata={"help": "Second text column for sentence-pair inputs (NLI, paraphrase)."}
     )
-    label_column: str = field(default="label", metadata={"help": "Column holding the label."})
+    label_column: str = field(
+        default="label",
+        metadata={"aliases": ["--label_column_name", "--label-column-name"], "help": "Column holding the label."},
+    )
     train_split: str = field(default="train", metadata={"help": "Split used for training."})
     validation_split: str | None = field(
         default=None,
@@ -149,12 +182,20 @@ class DataArguments:
     max_eval_samples: int | None = field(
         default=None, metadata={"help": "Use a seeded random subset of this many validation (and test) examples."}
     )
+    max_predict_samples: int | None = field(
+        default=None,
+        metadata={"help": "Use a seeded random subset of this many test examples. Default: max_eval_samples."},
+    )
+    preprocessing_num_workers: int | None = field(
+        default=None, metadata={"help": "Processes for tokenizing / encoding the data (`datasets.map` num_proc)."}
+    )
     max_seq_length: int = field(default=128, metadata={"help": "Longer inputs are truncated to this many tokens."})
     image_column: str = field(
         default="image",
         metadata={
+            "aliases": ["--image_column_name", "--image-column-name"],
             "help": "Column holding the images: an `Image` feature, or image file paths (relative paths are "
-            "resolved against the data file's folder). Image folders give `image` and `label`."
+            "resolved against the data file's folder). Image folders give `image` and `label`.",
         },
     )
     skip_bad_images: bool = field(
@@ -233,9 +274,10 @@ class DataArguments:
     label_all_subtokens: bool = field(
         default=False,
         metadata={
+            "aliases": ["--label_all_tokens", "--label-all-tokens"],
             "help": "Token classification: give every sub-token of a word the word's tag (B- becomes I- after the "
             "first) instead of only the first sub-token (-100 elsewhere). Training only: evaluation always scores "
-            "one tag per word, the first sub-token's."
+            "one tag per word, the first sub-token's.",
         },
     )
     data_private: bool | None = field(
@@ -327,7 +369,20 @@ class FinetuneTrainingArguments(TrainingArguments):
         metadata={"help": "random, sequential or group_by_length (similar lengths per batch: less padding)."},
     )
     report_to: None | str | list[str] = field(
-        default="none", metadata={"help": "Experiment trackers: none, tensorboard, wandb, ..."}
+        default="none",
+        metadata={
+            "help": "Experiment trackers, comma-separated: none, tensorboard, trackio (both local: the `tracking` "
+            "extra), wandb, mlflow, ..."
+        },
+    )
+    # Example scripts' switches: `hf-finetune train` always trains, evaluates on validation and scores the
+    # test split when there is one, so they default to on and `false` is refused (settings/ignored.py).
+    do_train: bool = field(default=True, metadata={"help": "Always on: train trains (`false` is refused)."})
+    do_eval: bool = field(
+        default=True, metadata={"help": "Always on: the validation split is scored (`false` is refused)."}
+    )
+    do_predict: bool = field(
+        default=True, metadata={"help": "Always on: the test split, when there is one, is scored (`false` is refused)."}
     )
     auto_batch_size: bool = field(
         default=False,
@@ -344,6 +399,9 @@ class FinetuneTrainingArguments(TrainingArguments):
         self.output_dir_given = self.output_dir is not None
         # TrainingArguments sets up the process group inside __post_init__, so what the launcher asked
         # for is checked, and CPU-only multi-process runs are pointed at gloo, before that.
+        refuse_ignored_training_flags(self)
+        self.report_to = split_report_to(self.report_to)  # `--report_to tensorboard,trackio`
+        check_report_to(self.report_to)
         check_launch_environment(self)
         run_on_cpu_without_accelerators(self)
         if self.auto_batch_size:  # the search is Trainer's; `StrategyTrainer` keeps the effective batch

@@ -24,6 +24,11 @@ class Strategy:
     decides_what_trains: ClassVar[bool] = False
     # Learning rate used when the user sets none (a linear probe wants ~50x full fine-tuning's).
     default_learning_rate: ClassVar[float | None] = None
+    # Strategies that speak of each layer's depth (freeze the bottom k, decay per layer, open layer by
+    # layer): they refuse a model whose layer layout cannot be read; the others never ask for it.
+    needs_depth: ClassVar[bool] = False
+    # Strategies that train only the task head need one (a bare base model has none).
+    needs_head: ClassVar[bool] = False
     # Names of strategies this one cannot be combined with -> why (checked in both directions).
     refuses: ClassVar[dict[str, str]] = {}
 

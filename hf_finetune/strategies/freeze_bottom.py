@@ -26,6 +26,7 @@ class FreezeBottom(Strategy):
     fine-tuning and safer on small data sets, as the bottom layers transfer best."""
 
     name = "freeze_bottom"
+    needs_depth = True
     summary = "freeze embeddings + the first freeze_num_layers blocks, train the rest"
     Arguments = FreezeBottomArguments
 

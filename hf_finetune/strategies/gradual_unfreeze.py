@@ -30,6 +30,7 @@ class GradualUnfreeze(Strategy):
     every parameter registered with DDP (see `hf_finetune.transfer`)."""
 
     name = "gradual_unfreeze"
+    needs_depth = True
     summary = "train the head first, then unfreeze one block group per epoch (or N steps) from the top"
     Arguments = GradualUnfreezeArguments
 

@@ -48,6 +48,7 @@ class LinearProbe(Strategy):
     summary = "freeze the backbone, fit only the new head (L-BFGS logistic regression, C by CV; or sgd at LR 1e-3)"
     Arguments = LinearProbeArguments
     decides_what_trains = True
+    needs_head = True
     default_learning_rate = 1e-3
     refuses = {
         "freeze_bottom": _BACKBONE_FROZEN,

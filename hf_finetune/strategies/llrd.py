@@ -29,6 +29,7 @@ class LayerwiseLrDecay(Strategy):
     HF scheduler scales it correctly."""
 
     name = "llrd"
+    needs_depth = True
     summary = "layer-wise LR decay: LR x llrd_decay per block down from the top; separate head LR multiplier"
     Arguments = LlrdArguments
 

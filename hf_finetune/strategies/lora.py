@@ -39,6 +39,7 @@ class Lora(Strategy):
 
     def prepare_model(self, model, new_keys):
         a = self.args
+        refuse_unadaptable(model)
         layout = discover_blocks(model)
         targets = list(a.lora_target_modules) or block_linear_modules(model, layout)
         check_targets(model, layout, targets)
@@ -52,6 +53,17 @@ class Lora(Strategy):
             target_modules=targets,
         )
         return wrap_with_peft(model, config, self.cfg)
+
+
+def refuse_unadaptable(model) -> None:
+    """Families whose forward reads attributes of the layers LoRA would wrap (found by the conformance matrix)."""
+    config = model.config
+    if config.model_type in ("mobilenet_v1", "mobilenet_v2") and getattr(config, "tf_padding", False):
+        raise UserError(
+            f"lora cannot adapt {config.model_type} models with tf_padding: their layers read each convolution's "
+            "stride to pad TensorFlow-style, and peft's LoRA convolution does not expose it; use full, "
+            "freeze_bottom or linear_probe"
+        )
 
 
 def check_targets(model, layout, targets: list[str]) -> None:

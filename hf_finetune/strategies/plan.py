@@ -58,6 +58,10 @@ class TransferPlan:
         self.strategies = strategies
         self.layout: BlockLayout = discover_blocks(unwrap_peft(model))
         for strategy in strategies:
+            if strategy.needs_depth:
+                self.layout.require_depth(strategy.name)
+            if strategy.needs_head:
+                self.layout.require_head(strategy.name)
             strategy.check(self.layout)
         self.factor = {
             block: math.prod(s.lr_factor(self.layout, block) for s in strategies) for block in self.layout.names

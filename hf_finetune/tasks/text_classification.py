@@ -31,7 +31,9 @@ class TextInputs:
             encoded["labels"] = self.labels(batch[target_column], data)
             return encoded
 
-        return encode_splits(data.splits, tokenize, self.cfg.data.label_column)
+        return encode_splits(
+            data.splits, tokenize, self.cfg.data.label_column, num_proc=self.cfg.data.preprocessing_num_workers
+        )
 
     def data_collator(self, tokenizer):
         from transformers import DataCollatorWithPadding

@@ -20,7 +20,8 @@ from hf_finetune.data.tags import align_labels, continuation_ids, parse_tag
 from hf_finetune.errors import UserError
 from hf_finetune.evaluation.metrics import entity_report, entity_scores, make_token_compute_metrics, tag_sequences
 from hf_finetune.evaluation.mistakes import write_entity_mistakes
-from hf_finetune.modeling.loading import load_classifier, load_tokenizer
+from hf_finetune.modeling.loading import load_classifier
+from hf_finetune.modeling.pretokenized import load_word_tokenizer
 from hf_finetune.outputs import MISCLASSIFIED
 from hf_finetune.tasks import register_task
 from hf_finetune.tasks.base import Task
@@ -55,13 +56,7 @@ class TokenClassification(Task):
         return load_token_data(self.cfg.data, seed=self.cfg.training.seed)
 
     def load_processor(self):
-        tokenizer = load_tokenizer(self.cfg.model)
-        if not tokenizer.is_fast:
-            raise UserError(
-                f"the tokenizer of {self.cfg.model.tokenizer_name or self.cfg.model.model_name_or_path} is not a fast "
-                "tokenizer: token classification needs its word ids to align tags with sub-tokens"
-            )
-        return tokenizer
+        return load_word_tokenizer(self.cfg.model)
 
     def load_model(self, label_names):
         from transformers import AutoModelForTokenClassification
@@ -91,7 +86,9 @@ class TokenClassification(Task):
             ]
             return encoded
 
-        encoded = encode_splits(data.splits, tokenize, args.tags_column)
+        encoded = encode_splits(
+            data.splits, tokenize, args.tags_column, num_proc=self.cfg.data.preprocessing_num_workers
+        )
         for split, dataset in encoded.items():
             cut = sum(dataset[TRUNCATED])
             if cut:

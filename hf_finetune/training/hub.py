@@ -55,6 +55,11 @@ UPLOADED_FILES = (
     "confusion_matrix.png",
     "loss_curves.png",
     "predictions_scatter.png",  # regression
+    # The example scripts' results files (`Trainer.save_metrics`): tools that read Hub repos look for them.
+    "all_results.json",
+    "train_results.json",
+    "eval_results.json",
+    "test_results.json",
 )
 SHARDED_WEIGHTS = re.compile(r"^model-\d+-of-\d+\.safetensors$")
 # Tokenizer and image-processor files, whose names vary by model family.
@@ -158,7 +163,10 @@ def load_run_config(folder: Path):
     if not path.is_file():
         raise UserError(f"{folder} has no {RUN_CONFIG}; it was not written by hf-finetune")
     try:
-        return config_from_dict(load_recipe(path))
+        # Runs written before the example scripts' switches were fixed on recorded `do_train: false` etc.,
+        # which never changed what they did: a finished run's record is read without them.
+        values = {k: v for k, v in load_recipe(path).items() if k not in ("do_train", "do_eval", "do_predict")}
+        return config_from_dict(values)
     except UserError as exc:
         raise UserError(f"cannot read {path} back as a recipe: {exc}") from None
 

@@ -16,6 +16,13 @@ from hf_finetune.assets.models import packaged_model_hub_id
 from hf_finetune.settings.arguments import looks_like_local_path
 from hf_finetune.settings.packaged import is_packaged
 from hf_finetune.strategies.plan import format_summary
+from hf_finetune.training.card_sections import (
+    card_language,
+    card_license,
+    metric_ids,
+    trainer_sections,
+)
+from hf_finetune.training.record import metric_id
 
 ADAPTER_USAGE = """This folder holds PEFT adapters and the trained head (`adapter_model.safetensors`), not a
 full model. `hf-finetune evaluate/predict --model {name}` use it as it is; for plain transformers,
@@ -122,7 +129,9 @@ def card_data(cfg, task, summary: dict, base_model: str | None, model_name: str)
             dataset_name=cfg.data.train_file or cfg.data.dataset_name,
             dataset_config=cfg.data.dataset_config_name,
             dataset_split=split,
-            metric_type=key,
+            metric_type=metric_id(key)[0],  # an `evaluate` id (`f1`), its arguments below
+            metric_args=metric_id(key)[1],
+            metric_name=f"{split} {key.replace('_', ' ')}",
             metric_value=round(values[key], 4),
         )
         for split, values in summary["metrics"].items()
@@ -134,7 +143,11 @@ def card_data(cfg, task, summary: dict, base_model: str | None, model_name: str)
         datasets=[dataset_id] if dataset_id else None,
         library_name="peft" if summary.get("adapter") else "transformers",
         pipeline_tag=task.pipeline_tag,
-        tags=["hf-finetune", task.name, *(f"strategy:{s}" for s in cfg.strategy.strategy_names)],
+        # `strategy-full`, not `strategy:full`: `key:value` tags imitate the Hub's reserved prefixes.
+        tags=["hf-finetune", task.name, *(f"strategy-{s}" for s in cfg.strategy.strategy_names)],
+        license=card_license(cfg),
+        language=card_language(cfg),
+        metrics=metric_ids(task.metric_keys),
         model_name=model_name,
         eval_results=eval_results or None,
     )
@@ -187,7 +200,7 @@ Parameters per block (embeddings, transformer blocks bottom to top, head) and th
 
 {results_table(task, summary)}
 {task.report_files_note()}
-
+{trainer_sections(summary)}
 ## How to use
 
 {usage_section(cfg, task, summary, base_model, repo_id, model_name)}

@@ -22,7 +22,7 @@ from pathlib import Path
 from transformers import EarlyStoppingCallback, set_seed
 from transformers.trainer_utils import TrainOutput
 
-from hf_finetune.engine.checkpoints import check_resumable, load_renamed_weights, plan_resume, remove_incomplete
+from hf_finetune.engine.checkpoints import check_resumable, plan_resume, remove_incomplete
 from hf_finetune.engine.interruption import Interrupted
 from hf_finetune.evaluation.plots import save_loss_curves_png
 from hf_finetune.modeling.adapters import is_adapter_folder, save_adapter_config
@@ -41,6 +41,7 @@ from hf_finetune.strategies.plan import TransferPlan, format_summary, resolve_st
 from hf_finetune.tasks import TASKS
 from hf_finetune.training.hub import keep_trainer_from_pushing, push_folder, push_settings
 from hf_finetune.training.model_card import build_model_card
+from hf_finetune.training.record import save_results_files, training_record
 
 logger = logging.getLogger("hf_finetune")
 
@@ -222,7 +223,8 @@ def build_trainer(setup: RunSetup, callbacks: tuple):
 
 
 def train_model(setup: RunSetup, trainer):
-    """Train (or resume), reload the best checkpoint, let the task finish, save the model: (output, seconds)."""
+    """Train (or resume), let the task finish, save the model: (output, seconds). Trainer reloads the best
+    checkpoint (`StrategyTrainer._load_best_model`)."""
     started = time.time()
     if all(s.needs_training() for s in setup.strategies):
         train_output = train_or_stop(trainer, setup.checkpoint, setup.cfg.run.resume, setup.out)
@@ -231,7 +233,6 @@ def train_model(setup: RunSetup, trainer):
         train_output = TrainOutput(0, 0.0, {})
         trainer.evaluate()  # one point on the validation curve (step 0), as every trained run has its curve
     train_runtime = time.time() - started + setup.fit_seconds  # a probe's fit is part of what training cost
-    reload_best_model(trainer)
     setup.task.after_training(trainer, setup.encoded, setup.data)
     trainer.save_model(str(setup.out))
     if trainer.is_world_process_zero():
@@ -280,6 +281,7 @@ def run_summary(setup: RunSetup, trainer, metrics, extra_metrics, baseline, trai
         "baseline": baseline,
         "hardware": describe_hardware(trainer, setup.state),
         **setup.task.summary_extras(setup.data),
+        **training_record(trainer),  # hyper-parameters, per-epoch results, framework versions (the card's)
     }
     if extra_metrics:
         summary["extra_evaluations"] = extra_metrics
@@ -343,13 +345,6 @@ def describe_hardware(trainer, state) -> str:
     return ", ".join(parts)
 
 
-def reload_best_model(trainer) -> None:
-    """Make `load_best_model_at_end` true for every architecture (Trainer's reload misses renamed weights)."""
-    best = trainer.state.best_model_checkpoint
-    if trainer.args.load_best_model_at_end and best and load_renamed_weights(Path(best), trainer.model):
-        logger.info("reloaded the best checkpoint %s through from_pretrained (renamed weights)", best)
-
-
 def write_outputs(out, cfg, task, trainer, data, predictions, report_split, summary, train_metrics) -> None:
     """Everything but the weights (saved by Trainer); the completion marker last."""
     trainer.save_state()  # trainer_state.json: log history, best checkpoint
@@ -358,6 +353,7 @@ def write_outputs(out, cfg, task, trainer, data, predictions, report_split, summ
         for name, value in task.evaluation_report(prediction, data).items():
             sections.setdefault(name, {})[split] = value
     write_json(out / METRICS, {**summary, "train": train_metrics, **sections, "report_split": report_split})
+    save_results_files(trainer, train_metrics, predictions, summary["data_sizes"])  # the example scripts' files
     prediction = predictions[report_split]
     task.write_report_files(out, prediction, data, report_split)
     save_loss_curves_png(trainer.state.log_history, out / "loss_curves.png")

@@ -256,7 +256,7 @@ class MultiTask(Task):
             encoded["task_ids"] = batch[TASK_COLUMN]
             return encoded
 
-        return encode_splits(data.splits, tokenize, "label")
+        return encode_splits(data.splits, tokenize, "label", num_proc=self.cfg.data.preprocessing_num_workers)
 
     def _encode_images(self, data, processor):
 

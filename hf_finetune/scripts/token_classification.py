@@ -1,0 +1,8 @@
+"""`hf-finetune train` with the task fixed to token_classification: `accelerate launch -m hf_finetune.scripts.token_classification --config R`."""
+
+import sys
+
+from hf_finetune.cli import task_entry_point
+
+if __name__ == "__main__":
+    sys.exit(task_entry_point("token_classification"))
