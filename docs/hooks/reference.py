@@ -27,6 +27,7 @@ OPTIONAL_PAGES = {
     "precision.md": ("Guides", "Precision"),
     "vision_recipes.md": ("Guides", "Vision recipes"),
     "which_checkpoint.md": ("Guides", "Which checkpoint"),
+    "linear_probe.md": ("Guides", "Linear probe and LP-FT"),
     "model_zoo.md": ("Guides", "Model zoo"),
     "tuning.md": ("Guides", "Hyper-parameter tuning"),
     "scale_out.md": ("Operations", "Scale out (clusters)"),
