@@ -98,7 +98,7 @@ def checkpoint_folder(x: Inputs, *, weights: str | None, tokenizer: bool = True,
 
 def unfinished_run(model_type: str, labels: tuple[str, ...], run_config: bytes | None = None) -> dict[str, bytes]:
     """What a killed run leaves: its run_config.yaml (when given) and a complete checkpoint-4 whose
-    config names `model_type` and `labels` (what `hf_finetune.checkpoints.check_resumable` reads)."""
+    config names `model_type` and `labels` (what `hf_finetune.engine.checkpoints.check_resumable` reads)."""
     config = json.dumps({"model_type": model_type, "id2label": dict(enumerate(labels))}).encode()
     files = {"checkpoint-4/config.json": config, "checkpoint-4/trainer_state.json": b"{}"}
     sizes = {name.split("/", 1)[1]: len(data) for name, data in files.items()}

@@ -144,7 +144,9 @@ def test_compare_runs_every_method_fraction_and_resumes(tmp_path, capsys):
     # --min_steps 2: 20 rows are one batch of 32, so 2 epochs; 40 rows are 2 batches, so the recipe's 1
     assert [r["epochs"] for r in rows] == [2, None, 1, None]
     state = read_json(out / "linear_probe" / "frac-0.5" / "seed-42" / "trainer_state.json")
-    assert state["global_step"] == 2
+    assert state["global_step"] == 0  # the L-BFGS probe fits the head: no optimizer steps
+    probe = read_json(out / "linear_probe" / "frac-0.5" / "seed-42" / "linear_probe.json")
+    assert probe["rows"] == 20 and probe["solver"] == "lbfgs"
     assert rows[0]["recipe"] == "fortunes_topics_linear_probe"  # the tuned sibling recipe of the strategy
     assert rows[0]["trainable_params"] == rows[1]["trainable_params"] == 4 * 384 + 4
     assert stdout.count("| linear_probe |") == 2 and (out / "compare.md").is_file()

@@ -8,7 +8,7 @@ half-batches equals the single process's mean over the whole batch. What still d
 dropout (each rank draws its own masks) and float summation order, so the metrics agree
 within a tolerance rather than bit for bit. Measured (320 texts, 2 epochs, 200 test texts):
 test accuracy 0.685 vs 0.705, macro F1 0.601 vs 0.623, loss 1.079 vs 1.072. Before the
-loss-scaling fix in `hf_finetune.trainer` the 2-process loss read 2.15: the loss check catches that.
+loss-scaling fix in `hf_finetune.engine.trainer` the 2-process loss read 2.15: the loss check catches that.
 """
 
 import json

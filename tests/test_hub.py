@@ -1,4 +1,4 @@
-"""Pushing to the Hub, with only `HfApi` replaced (at `hf_finetune.hub.HfApi`): the Hub cannot be reached here.
+"""Pushing to the Hub, with only `HfApi` replaced (at `hf_finetune.training.hub.HfApi`): the Hub cannot be reached here.
 
 The fake records every call and, inside `upload_folder`, reads the folder that would be uploaded
 (the staged folder is removed after a real push). Models are real: the session's fine-tuned

@@ -93,8 +93,11 @@ def test_images_of_mixed_modes_are_not_an_error(digits_data, vit_init_dir, tmp_p
     task = image_task(vit_init_dir, dataset_name=str(tmp_path), augmentation="crop")
     data = task.load_data()
     assert len(data.splits["train"]) + len(data.splits["validation"]) == 2 * len(modes)
-    encoded = task.encode(data, task.load_processor())
-    train, validation = encoded["train"][:], encoded["validation"][:]
+    processor = task.load_processor()
+    encoded = task.encode(data, processor)
+    # training images are staged (uint8 at the input size) and augmented as a batch, as the Trainer does
+    train = task.batch_transform(processor, data)(encoded["train"][:])
+    validation = encoded["validation"][:]
     assert tuple(train["pixel_values"].shape)[1:] == tuple(validation["pixel_values"].shape)[1:] == (3, 28, 28)
     model = AutoModelForImageClassification.from_pretrained(vit_init_dir, num_labels=2, ignore_mismatched_sizes=True)
     with torch.no_grad():

@@ -27,6 +27,7 @@ EXPECTED = {
     "deepspeed_zero2",
     "deepspeed_zero3",
     "multi_node",
+    "multi_node_cpu",
 }
 
 

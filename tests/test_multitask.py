@@ -1,4 +1,4 @@
-"""Multi-task learning: one shared encoder, one head per task (`hf_finetune.multitask`, task `multi_task`).
+"""Multi-task learning: one shared encoder, one head per task (`hf_finetune.tasks.multi_task`, task `multi_task`).
 
 Unit tests run on the real packaged MiniLM encoder and real fortunes; the end-to-end test trains
 both Fashion-MNIST heads of the `fashion_mnist_multitask` recipe from the ViT checkpoint the

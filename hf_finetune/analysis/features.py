@@ -2,7 +2,7 @@
 
 The oldest transfer recipe for small data: run the pretrained network once over every
 example, keep one vector per example, and fit a classical classifier on the vectors
-(`hf_finetune.classical`). The same extractor serves text checkpoints (BERT-style, through
+(`hf_finetune.analysis.classical`). The same extractor serves text checkpoints (BERT-style, through
 the tokenizer) and image checkpoints (ViT-style, through the image processor), loaded with
 `AutoModel`, so a fine-tuned classifier folder gives its backbone too (a checkpoint and its
 fine-tuned version can be compared or concatenated).

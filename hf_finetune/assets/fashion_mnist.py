@@ -43,7 +43,7 @@ ATTRIBUTE_NAMES = (
 )
 
 
-# Zero-shot by attributes (`hf_finetune.zero_shot`): these target classes are held out of training
+# Zero-shot by attributes (`hf_finetune.analysis.zero_shot`): these target classes are held out of training
 # entirely. Each is a combination of attributes that seen classes teach: Dress = the tops' upper_body
 # + Trouser's covers_legs; Sneaker = footwear with neither Sandal's open_toe nor Ankle boot's
 # covers_ankle. A third target class cannot be held out too: without Trouser covers_legs has no

@@ -37,6 +37,7 @@ COMMANDS = {
         Command("merge", "publish:merge_main", "merge PEFT adapters into their base model: hf-finetune merge --model DIR --out DIR2"),
         Command("push", "publish:push_main", "push a finished run to the Hugging Face Hub: hf-finetune push --model DIR --repo-id user/name"),
         Command("advise", "advise:advise_main", "measure a checkpoint on your data and recommend a strategy: hf-finetune advise --model M --data D"),
+        Command("rank", "rank:rank_main", "rank candidate checkpoints on your data and write the best one's recipe: hf-finetune rank --models A,B --config R"),
         Command("recipes", "listing:recipes_main", "list the shipped recipes"),
         Command("strategies", "listing:strategies_main", "list the transfer strategies"),
         Command("tasks", "listing:tasks_main", "list the tasks"),

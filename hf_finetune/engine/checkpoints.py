@@ -54,11 +54,13 @@ def mark_checkpoint_complete(folder: Path, step: int) -> None:
     _fsync(folder)
 
 
-def is_complete(folder: Path) -> bool:
-    """The sentinel exists and every file it lists is there with its recorded size."""
+def is_complete(folder: Path, left_out: tuple[str, ...] = ()) -> bool:
+    """The sentinel exists and every file it lists is there with its recorded size (but for `left_out`
+    names: a checkpoint pushed to the Hub leaves `training_args.bin` behind)."""
     try:
         record = json.loads((folder / CHECKPOINT_COMPLETE).read_text(encoding="utf-8"))
-        return all((folder / name).stat().st_size == size for name, size in record["files"].items())
+        listed = {name: size for name, size in record["files"].items() if Path(name).name not in left_out}
+        return all((folder / name).stat().st_size == size for name, size in listed.items())
     except (OSError, ValueError, KeyError, TypeError):
         return False
 
@@ -191,6 +193,8 @@ RESUME_MAY_CHANGE = {
     "hub_model_id",
     "hub_private_repo",
     "hub_revision",
+    "hub_strategy",
+    "hub_always_push",
 }
 
 

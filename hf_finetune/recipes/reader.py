@@ -28,6 +28,8 @@ from hf_finetune.settings.arguments import (
     parse_class_weights,
 )
 from hf_finetune.settings.conventions import apply_cache_dir, canonical_keys
+from hf_finetune.settings.regularisation import check_regularisation
+from hf_finetune.settings.value_types import check_value_types
 from hf_finetune.strategies import STRATEGIES
 from hf_finetune.strategies.plan import resolve_strategies
 from hf_finetune.tasks import TASKS
@@ -58,7 +60,7 @@ def check_flat_values(values: dict[str, Any], where: str) -> dict[str, Any]:
         values["strategy"] = "+".join(values["strategy"])
     if isinstance(values.get("class_weights"), list):
         values["class_weights"] = ",".join(str(v) for v in values["class_weights"])
-    return values
+    return check_value_types(values, config_classes(), where)
 
 
 def load_recipe(path: Path) -> dict[str, Any]:
@@ -124,6 +126,8 @@ def finalize(cfg: RunConfig, task: str | None) -> None:
         raise UserError(f"cv_folds must be 0 (off) or at least 2, got {cfg.run.cv_folds}")
     if not 0 < cfg.data.validation_size < 1:
         raise UserError(f"validation_size must be between 0 and 1 (a share of train), got {cfg.data.validation_size}")
+    if cfg.data.max_seq_length < 1:
+        raise UserError(f"max_seq_length must be at least 1, got {cfg.data.max_seq_length}")
     for name in ("per_device_train_batch_size", "per_device_eval_batch_size"):
         if getattr(cfg.training, name) < 1:
             raise UserError(f"{name} must be at least 1, got {getattr(cfg.training, name)}")
@@ -137,6 +141,7 @@ def finalize(cfg: RunConfig, task: str | None) -> None:
         raise UserError(f"tag_scheme must be one of {', '.join(TAG_SCHEMES)}, got '{cfg.data.tag_scheme}'")
     parse_class_weights(cfg.data.class_weights)  # a typo stops here, before any data is read
     apply_cache_dir(cfg.model.cache_dir)
+    check_regularisation(cfg)
     if cfg.data.data_private is None:
         cfg.data.data_private = data_is_local(cfg.data)
     if cfg.training.resume_from_checkpoint:  # Trainer's own spelling of an explicit checkpoint

@@ -70,8 +70,9 @@ class RunArguments:
         default="auto",
         metadata={
             "help": "`auto`: continue an unfinished run in output_dir from its newest complete checkpoint (so "
-            "re-running the same command after a crash or preemption resumes it); `false`: start over; or a "
-            "checkpoint-N folder to resume from."
+            "re-running the same command after a crash or preemption resumes it); `false`: start over; `hub`: "
+            "continue from the newest checkpoint pushed to hub_model_id (hub_strategy checkpoint), e.g. on a "
+            "new machine, or start when none was pushed yet; or a checkpoint-N folder to resume from."
         },
     )
 
@@ -110,6 +111,28 @@ class ModelArguments:
         metadata={
             "help": "Accept pickle weights (`pytorch_model.bin`) when no safetensors exist. Off by default: "
             "unpickling can run arbitrary code."
+        },
+    )
+    drop_path_rate: float | None = field(
+        default=None,
+        metadata={
+            "help": "Stochastic depth (https://arxiv.org/abs/1603.09382): the largest share of residual branches "
+            "dropped per layer, set in the model config (Swin, ConvNeXt, BEiT, DINOv2; timm models). Refused for "
+            "configs without it (ViT, BERT). Default: the checkpoint's value."
+        },
+    )
+    hidden_dropout: float | None = field(
+        default=None,
+        metadata={
+            "help": "Dropout of hidden states (`hidden_dropout_prob`/`hidden_dropout`/`dropout` in the config). "
+            "Default: the checkpoint's value."
+        },
+    )
+    attention_dropout: float | None = field(
+        default=None,
+        metadata={
+            "help": "Dropout of attention weights (`attention_probs_dropout_prob`/`attention_dropout`). "
+            "Default: the checkpoint's value."
         },
     )
     cache_dir: str | None = field(
@@ -220,6 +243,33 @@ class DataArguments:
             "224 px photos; at 28-32 px it leaves too little of the object."
         },
     )
+    random_erasing: float = field(
+        default=0.0,
+        metadata={
+            "help": "Training images: probability of erasing a random rectangle (2-33% of the area) after "
+            "normalisation (https://arxiv.org/abs/1708.04896; timm's `--reprob`, 0.25 in its recipes). 0: off."
+        },
+    )
+    mixup_alpha: float = field(
+        default=0.0,
+        metadata={
+            "help": "Mixup (https://arxiv.org/abs/1710.09412): blend two training images and their labels with a "
+            "weight drawn from Beta(alpha, alpha) per batch. 0: off; timm's recipes use 0.8. Single-label images only."
+        },
+    )
+    cutmix_alpha: float = field(
+        default=0.0,
+        metadata={
+            "help": "CutMix (https://arxiv.org/abs/1905.04899): paste a box of another training image; labels mix by "
+            "area, Beta(alpha, alpha) per image. 0: off; timm's recipes use 1.0. Single-label images only."
+        },
+    )
+    mixup_prob: float = field(
+        default=1.0, metadata={"help": "Probability that a training batch is mixed (mixup or cutmix) at all."}
+    )
+    mixup_switch_prob: float = field(
+        default=0.5, metadata={"help": "With both mixup and cutmix on: probability that a mixed batch uses cutmix."}
+    )
     multi_label: bool = field(
         default=False,
         metadata={
@@ -318,7 +368,7 @@ class StrategyArguments:
 
 # Fields FinetuneTrainingArguments adds to TrainingArguments (every other field it declares only
 # changes a TrainingArguments default).
-OWN_TRAINING_FIELDS = frozenset({"auto_batch_size"})
+OWN_TRAINING_FIELDS = frozenset({"auto_batch_size", "ema_decay", "ema_warmup"})
 
 
 @dataclass
@@ -340,6 +390,8 @@ class FinetuneTrainingArguments(TrainingArguments):
       larger groups than Trainer does: 2.8% of positions padding on 1,600 fortunes, vs 13.5%
       (Trainer's grouping) and 66.5% (random batches).
     - `report_to` "none": no tracker unless asked (`--report_to tensorboard`).
+    - `hub_strategy` "end" (not "every_save"): with push_to_hub, one push of the finished model unless
+      checkpoints are asked for (`hf_finetune.training.hub_checkpoints`).
     """
 
     output_dir: str | None = field(
@@ -384,12 +436,35 @@ class FinetuneTrainingArguments(TrainingArguments):
     do_predict: bool = field(
         default=True, metadata={"help": "Always on: the test split, when there is one, is scored (`false` is refused)."}
     )
+    hub_strategy: str = field(
+        default="end",
+        metadata={
+            "help": "With push_to_hub: `end` pushes the finished model once; `every_save` also pushes the model at "
+            "every checkpoint; `checkpoint` also the whole checkpoint to last-checkpoint/ (what `--resume hub` "
+            "continues from); `all_checkpoints` each checkpoint to its own folder."
+        },
+    )
     auto_batch_size: bool = field(
         default=False,
         metadata={
             "help": "On out-of-memory, retry with a smaller per-device batch and more gradient accumulation steps, "
             "so the effective batch (and the tuned learning rate) stays the same. Trainer's own "
             "`auto_find_batch_size`, which this turns on, would shrink the effective batch instead."
+        },
+    )
+
+    ema_decay: float = field(
+        default=0.0,
+        metadata={
+            "help": "Keep an exponential moving average of the weights (decay per optimizer step, e.g. 0.998); "
+            "evaluation, best-checkpoint selection and the saved model use it. 0: off."
+        },
+    )
+    ema_warmup: bool = field(
+        default=True,
+        metadata={
+            "help": "EMA warm-up: the decay at step t is min(ema_decay, (1 + t) / (10 + t)), so the average follows "
+            "the early, fast-moving weights instead of staying near the start (TensorFlow's `num_updates` rule)."
         },
     )
 

@@ -1,8 +1,8 @@
 """The protocol every strategy follows.
 
 A strategy speaks of *blocks* (`embeddings`, `block.0` ... `block.{n-1}`, `head`; see
-`hf_finetune.layers`), never of module names, so one file works for BERT and ViT alike.
-Its hooks are small and composable; `hf_finetune.transfer.TransferPlan` multiplies what
+`hf_finetune.modeling.layers`), never of module names, so one file works for BERT and ViT alike.
+Its hooks are small and composable; `hf_finetune.strategies.plan.TransferPlan` multiplies what
 several strategies say about each block, so `freeze_bottom + llrd` needs no special code:
 a frozen block has factor 0 whatever the decay gives it.
 """
@@ -18,7 +18,7 @@ class Strategy:
     name: ClassVar[str]
     summary: ClassVar[str]
     # Dataclass holding this strategy's prefixed config fields (`freeze_num_layers`), or None.
-    # `hf_finetune.config` collects them, so a new strategy with options is still one file.
+    # `hf_finetune.recipes` collects them, so a new strategy with options is still one file.
     Arguments: ClassVar[type | None] = None
     # Strategies that decide *what* trains (every weight, only the head, adapters...): a run has one.
     decides_what_trains: ClassVar[bool] = False
@@ -65,6 +65,14 @@ class Strategy:
     def callbacks(self) -> list:
         """`transformers.TrainerCallback`s the strategy needs."""
         return []
+
+    def before_training(self, model, task, data, processor) -> None:
+        """Called once the data are encoded, before the output folder exists: may set weights from the training
+        data (the convex linear probe fits the head here, `hf_finetune.probe_head`)."""
+
+    def needs_training(self) -> bool:
+        """Whether the run needs the Trainer's loop at all (False: `before_training` already fitted the model)."""
+        return True
 
     def extend_data(self, task, data, processor, encoded: dict) -> dict:
         """Called once the splits are encoded, before the output folder exists: may replace `encoded["train"]`

@@ -27,7 +27,7 @@ class GradualUnfreeze(Strategy):
     """ULMFiT's gradual unfreezing (Howard & Ruder 2018): train the head first, then open one
     block group per stage from the top down, so the random head does not wreck the pretrained
     lower layers with large early gradients. Blocks open by raising their LR from 0, which keeps
-    every parameter registered with DDP (see `hf_finetune.transfer`)."""
+    every parameter registered with DDP (see `hf_finetune.strategies.plan`)."""
 
     name = "gradual_unfreeze"
     needs_depth = True

@@ -9,7 +9,7 @@ class IA3(Strategy):
     """(IA)^3 (Liu et al. 2022): learned vectors that rescale the attention keys and values and
     the input of each block's feed-forward down-projection; ~0.1% of the parameters, fewer than
     LoRA. The head trains fully. Targets are found from structure, not names (see
-    `hf_finetune.layers.ia3_modules`), so it works for BERT and ViT alike."""
+    `hf_finetune.modeling.layers.ia3_modules`), so it works for BERT and ViT alike."""
 
     name = "ia3"
     summary = "(IA)^3 scaling vectors on keys, values and feed-forward layers, head trained fully; default LR 3e-3"

@@ -1,6 +1,6 @@
 """Turn the chosen strategies into what the optimizer sees: one param group per block.
 
-Every strategy speaks of blocks (`hf_finetune.layers`); this module multiplies what
+Every strategy speaks of blocks (`hf_finetune.modeling.layers`); this module multiplies what
 they say about each block into one LR factor, so strategies compose without knowing
 of each other. The final learning rate is stored in each param group (never a side
 key that HF schedulers ignore), with a `block` key saying which block it is.

@@ -281,7 +281,7 @@ def push_folder(
     return url
 
 
-def _network_errors() -> tuple[type[BaseException], ...]:
+def network_errors() -> tuple[type[BaseException], ...]:
     """HTTP status errors, offline mode (an OSError) and the HTTP client's transport errors."""
     import importlib
 
@@ -296,24 +296,30 @@ def _network_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
+def ensure_repo(api, repo_id: str, private: bool, revision: str | None) -> str:
+    """Create the repo (and branch) if needed and refuse one of the other visibility; returns its URL."""
+    url = api.create_repo(repo_id, private=private, exist_ok=True)
+    # `private` only applies when the repo is created: an existing repo keeps its visibility.
+    existing = api.repo_info(repo_id, repo_type="model").private
+    if bool(existing) != private:
+        have, want = ("private", "public") if existing else ("public", "private")
+        raise UserError(
+            f"{repo_id} already exists and is {have}, but you asked for {want}: change its visibility on the "
+            f"Hub or push with --{have}"
+        )
+    if revision:
+        api.create_branch(repo_id, branch=revision, exist_ok=True)
+    return url
+
+
 def _upload(
     folder: Path, staged: Path, repo_id: str, private: bool, revision: str | None, message: str, token: str | None
 ) -> str:
     api = HfApi(token=token)
     try:
-        url = api.create_repo(repo_id, private=private, exist_ok=True)
-        # `private` only applies when the repo is created: an existing repo keeps its visibility.
-        existing = api.repo_info(repo_id, repo_type="model").private
-        if bool(existing) != private:
-            have, want = ("private", "public") if existing else ("public", "private")
-            raise UserError(
-                f"{repo_id} already exists and is {have}, but you asked for {want}: change its visibility on the "
-                f"Hub or push with --{have}"
-            )
-        if revision:
-            api.create_branch(repo_id, branch=revision, exist_ok=True)
+        url = ensure_repo(api, repo_id, private, revision)
         api.upload_folder(folder_path=str(staged), repo_id=repo_id, revision=revision, commit_message=message)
-    except _network_errors() as exc:  # auth, permissions, network, HF_HUB_OFFLINE: all fixable by the user
+    except network_errors() as exc:  # auth, permissions, network, HF_HUB_OFFLINE: all fixable by the user
         raise UserError(
             f"push to {repo_id} failed: {first_line(exc).rstrip('.')}. The model stays in {folder}; retry with "
             f"`hf-finetune push --model {folder} --repo-id {repo_id}{' --public' if not private else ''}`"

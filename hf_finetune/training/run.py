@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from transformers import EarlyStoppingCallback, set_seed
+from transformers.trainer_utils import TrainOutput
 
 from hf_finetune.engine.checkpoints import check_resumable, plan_resume, remove_incomplete
 from hf_finetune.engine.interruption import Interrupted
@@ -39,8 +40,10 @@ from hf_finetune.settings.arguments import RunConfig, write_run_config
 from hf_finetune.strategies.plan import TransferPlan, format_summary, resolve_strategies, unwrap_peft
 from hf_finetune.tasks import TASKS
 from hf_finetune.training.hub import keep_trainer_from_pushing, push_folder, push_settings
+from hf_finetune.training.hub_checkpoints import check_hub_strategy, checkpoint_pushers, resume_from_hub
 from hf_finetune.training.model_card import build_model_card
 from hf_finetune.training.record import save_results_files, training_record
+from hf_finetune.training.run_lock import check_not_in_use, lock_output_dir
 
 logger = logging.getLogger("hf_finetune")
 
@@ -104,6 +107,7 @@ class RunSetup:
     extra_eval: dict  # extra evaluation sets a strategy added (dann: the labelled target domain)
     push: object  # HubPush or None
     blocks: list = field(default_factory=list)  # the plan's per-block summary, as training starts
+    fit_seconds: float = 0.0  # what `Strategy.before_training` took (the convex probe's fit)
 
 
 def run(cfg: RunConfig, data=None, callbacks: tuple = ()) -> RunResult:
@@ -111,6 +115,17 @@ def run(cfg: RunConfig, data=None, callbacks: tuple = ()) -> RunResult:
     cross-validation folds and `hf-finetune compare` pass the splits they made, so every run sees the same ones.
     `callbacks`: extra `TrainerCallback`s (progress reporting, timing) added to the strategies' own."""
     setup = set_up(cfg, data)
+    callbacks = (*callbacks, *checkpoint_pushers(cfg, setup.push))  # hub_strategy: checkpoints to the Hub
+    run_lock = lock_output_dir(setup.out, setup.state)  # one run per output folder (`run_lock`)
+    try:
+        return train_and_report(setup, callbacks)
+    finally:
+        run_lock.release()
+
+
+def train_and_report(setup: RunSetup, callbacks: tuple) -> RunResult:
+    """Every phase after the checks, under the output folder's lock."""
+    cfg = setup.cfg
     prepare_folder(setup)
     trainer = build_trainer(setup, callbacks)
     train_output, train_runtime = train_model(setup, trainer)
@@ -135,6 +150,7 @@ def run(cfg: RunConfig, data=None, callbacks: tuple = ()) -> RunResult:
 def set_up(cfg: RunConfig, data=None) -> RunSetup:
     """Check every input and build the model and its plan; nothing is written yet."""
     push = push_settings(cfg)  # repo id, token, privacy: checked before any work
+    check_hub_strategy(cfg, push)
     # TrainingArguments built the process group (`FinetuneTrainingArguments.__post_init__`); the
     # Trainer uses the same one. A bare PartialState() here could pin another.
     state = cfg.training.distributed_state
@@ -142,10 +158,11 @@ def set_up(cfg: RunConfig, data=None) -> RunSetup:
     out = Path(cfg.training.output_dir)
     check_output_dir(out, cfg.run.overwrite_output_dir)
     check_writable(out)
+    check_not_in_use(out, state)
     set_seed(cfg.training.seed)
 
     task = TASKS.get(cfg.run.task)(cfg)  # may adjust training settings (images: no length grouping)
-    checkpoint = plan_resume(cfg, out)
+    checkpoint = resume_from_hub(cfg, out) if cfg.run.resume == "hub" else plan_resume(cfg, out)
     strategies = [cls(cfg) for cls in resolve_strategies(cfg.strategy.strategy_names)]
     task.check_model_inputs()
     data = task.load_data() if data is None else data
@@ -161,9 +178,14 @@ def set_up(cfg: RunConfig, data=None) -> RunSetup:
         check_resumable(checkpoint, model, data.label_names)
     encoded = task.encode(data, processor)
     extra_eval = extra_evaluation_sets(strategies, task, data, processor, encoded, cfg.training)
-    return RunSetup(
+    fitting_started = time.time()
+    for strategy in strategies:  # the convex probe fits the head here (linear_probe, lp_ft)
+        strategy.before_training(model, task, data, processor)
+    setup = RunSetup(
         cfg, state, out, task, strategies, checkpoint, data, processor, model, plan, encoded, extra_eval, push
     )
+    setup.fit_seconds = time.time() - fitting_started
+    return setup
 
 
 def prepare_folder(setup: RunSetup) -> None:
@@ -198,6 +220,7 @@ def build_trainer(setup: RunSetup, callbacks: tuple):
         compute_metrics=task.compute_metrics(setup.data),
         callbacks=callbacks,
         loss_function=task.loss_function(setup.data),
+        batch_transform=task.batch_transform(setup.processor, setup.data),
     )
     # Effective batch = per-device batch x processes x accumulation steps: what the LR was tuned for.
     logger.info(
@@ -219,8 +242,14 @@ def train_model(setup: RunSetup, trainer):
     """Train (or resume), let the task finish, save the model: (output, seconds). Trainer reloads the best
     checkpoint (`StrategyTrainer._load_best_model`)."""
     started = time.time()
-    train_output = train_or_stop(trainer, setup.checkpoint, setup.cfg.run.resume, setup.out)
-    train_runtime = time.time() - started
+    if all(s.needs_training() for s in setup.strategies):
+        train_output = train_or_stop(trainer, setup.checkpoint, setup.cfg.run.resume, setup.out)
+    else:
+        logger.info("the head was fitted before training; no optimizer steps to take")
+        train_output = TrainOutput(0, 0.0, {})
+        trainer.evaluate()  # one point on the validation curve (step 0), as every trained run has its curve
+    train_runtime = time.time() - started + setup.fit_seconds  # a probe's fit is part of what training cost
+    trainer.use_ema_weights()  # with ema_decay: the (best checkpoint's) average becomes the model
     setup.task.after_training(trainer, setup.encoded, setup.data)
     trainer.save_model(str(setup.out))
     if trainer.is_world_process_zero():
@@ -291,6 +320,9 @@ def train_or_stop(trainer, checkpoint: Path | None, resume: str, out: Path):
         stop.uninstall()
     if stop.stopped_at is None:
         return output
+    # No rank exits before the main process has finished the checkpoint: a launcher or scheduler that
+    # ends the whole job when one process exits (srun --kill-on-bad-exit) would cut the save short.
+    trainer.accelerator.wait_for_everyone()
     signum = stop.received or signal.SIGTERM  # None: only another process received it
     command = shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
     raise Interrupted(

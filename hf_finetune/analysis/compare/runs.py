@@ -3,8 +3,8 @@
 A *method* is either a registered strategy (`full`, `linear_probe`, `lora`, `freeze_bottom+llrd`, ...),
 run through `training.run` with the recipe and `strategy:` overridden, or `features_<head>`
 (`features_logreg`, `features_svm`, ...): the recipe's checkpoint as a frozen feature
-extractor (`hf_finetune.features`, cached once under `<out>/features/`) with a scikit-learn
-head (`hf_finetune.classical`). Where the recipe folder holds a tuned sibling recipe for a
+extractor (`hf_finetune.analysis.features`, cached once under `<out>/features/`) with a scikit-learn
+head (`hf_finetune.analysis.classical`). Where the recipe folder holds a tuned sibling recipe for a
 strategy (`fortunes_topics_linear_probe.yaml` next to `fortunes_topics.yaml`), that recipe is
 used, since a linear probe wants another learning rate and schedule than a full fine-tune;
 otherwise the strategy's default learning rate replaces the recipe's (unless `--learning_rate`
@@ -240,14 +240,22 @@ class Comparison:
         write_json(self.out / COMPARE_JSON, self.result(rows))
         return rows
 
+    def title(self) -> str:
+        """The transfer report's title: the data and checkpoint the runs used (overrides change them), then the recipe."""
+        data, model = self.base.data, self.base.model
+        name = data.train_file or data.dataset_name  # a train file wins over dataset_name, as in loading
+        if not data.train_file and data.dataset_config_name:
+            name += f" ({data.dataset_config_name})"
+        sizes = ", ".join(f"{split} {len(ds):,}" for split, ds in self.data.splits.items())
+        return f"Transfer report: {name} ({sizes}) with {model.model_name_or_path}, recipe {self.recipe_path.stem}"
+
     def result(self, rows: list[dict]) -> dict:
         return {"recipe": str(self.recipe_path), "overrides": self.overrides, "methods": self.methods,
                 "fractions": self.fractions, "seeds": self.seeds, "pooling": self.pooling, "rows": rows}  # fmt: skip
 
     def write_report(self, rows: list[dict], metric: str = "accuracy", advice: str | None = None) -> Path:
         """The transfer report of these runs (`report.write_report`): report.md, report.html, curves."""
-        title = f"Transfer report: {self.recipe_path.stem}"
-        return write_report(self.out, rows, metric=metric, title=title, advice=advice)
+        return write_report(self.out, rows, metric=metric, title=self.title(), advice=advice)
 
 
 def scores_row(summary: dict, kind: str, recipe: str, train_time: float, trainable: int) -> dict:

@@ -59,7 +59,7 @@ class MultiTaskModel(nn.Module):
         # The folder's config.json says what the outputs are; `check_resumable` compares it with the run's labels.
         config.id2label = dict(enumerate(flat_label_names(tasks)))
         config.label2id = {name: i for i, name in config.id2label.items()}
-        self.config = config  # `hf_finetune.layers` reads model_type; Trainer reads a few settings
+        self.config = config  # `hf_finetune.modeling.layers` reads model_type; Trainer reads a few settings
         self.main_input_name = getattr(encoder, "main_input_name", "input_ids")
         width = feature_size(config)
         self.dropout = nn.Dropout(float(getattr(config, "hidden_dropout_prob", 0.0) or 0.0))
@@ -72,7 +72,7 @@ class MultiTaskModel(nn.Module):
 
     @property
     def base_model(self):
-        """The pretrained part (`hf_finetune.layers`: everything outside it is the head)."""
+        """The pretrained part (`hf_finetune.modeling.layers`: everything outside it is the head)."""
         return self.encoder
 
     def forward(self, task_ids, labels=None, **inputs):

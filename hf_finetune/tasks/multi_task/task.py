@@ -6,7 +6,7 @@ labels, validation hold-out and subsets are checked and drawn exactly as for a s
 with the same settings (which is what makes the single-task comparison fair). The tasks' splits
 are then stacked with a `task_id` column; training batches hold one task each, drawn by
 `multitask_sampling`; each head is scored on its own task's validation and test rows.
-Model, sampler, folder format and predictor live in `hf_finetune.multitask`.
+Model, sampler, folder format and predictor live in `hf_finetune.tasks.multi_task`.
 """
 
 from __future__ import annotations
@@ -419,7 +419,7 @@ class MultiTask(Task):
 for `AutoModel`) and one head per task (`heads.safetensors`, described in `multitask.json`).
 
 ```python
-from hf_finetune.multitask import MultiTaskPredictor
+from hf_finetune.tasks.multi_task import MultiTaskPredictor
 
 predictor = MultiTaskPredictor("{source}")
 predictor.predict({kind}, tasks=["{self.names[0]}"])  # or every task: tasks=None
@@ -429,7 +429,7 @@ predictor.predict({kind}, tasks=["{self.names[0]}"])  # or every task: tasks=Non
     def load_hint(self, out) -> str:
         if self.args.multitask_input_kind == "text":
             return f'predict with: hf-finetune predict --model {out} --task all --text "..."'
-        return f"predict with: MultiTaskPredictor('{out}').predict(images, tasks=None)  (hf_finetune.multitask)"
+        return f"predict with: MultiTaskPredictor('{out}').predict(images, tasks=None)  (hf_finetune.tasks.multi_task)"
 
 
 def per_task_predictions(prediction, names: list[str], widths: dict[str, int]) -> dict:
