@@ -283,6 +283,18 @@ def _load_train(values: dict):
     return cfg, load_config_data(cfg)
 
 
+def training_sample(values: dict, sample: int, seed: int):
+    """(cfg, data, sampled rows, train labels, examples per class): the recipe's training split as `hf-finetune
+    train` sees it, checked for two examples of every class, and its stratified measurement sample."""
+    cfg, data = _load_train(values)
+    labels = np.asarray(data.splits["train"][cfg.data.label_column])
+    counts = np.bincount(labels, minlength=len(data.label_names))
+    if counts.min() < 2:
+        empty = [name for name, c in zip(data.label_names, counts, strict=True) if c < 2]
+        raise UserError(f"class(es) {', '.join(empty)} have fewer than 2 training examples: nothing to measure")
+    return cfg, data, stratified_subsample(labels, sample, seed), labels, counts
+
+
 def measure(
     values: dict,
     *,
@@ -299,14 +311,8 @@ def measure(
     from transformers import AutoConfig
 
     seconds, start = {}, time.perf_counter()
-    cfg, data = _load_train(values)
+    cfg, data, chosen, labels, counts = training_sample(values, sample, seed)
     train = data.splits["train"]
-    labels = np.asarray(train[cfg.data.label_column])
-    counts = np.bincount(labels, minlength=len(data.label_names))
-    if counts.min() < 2:
-        empty = [name for name, c in zip(data.label_names, counts, strict=True) if c < 2]
-        raise UserError(f"class(es) {', '.join(empty)} have fewer than 2 training examples: nothing to measure")
-    chosen = stratified_subsample(labels, sample, seed)
     seconds["load data"] = time.perf_counter() - start
 
     start = time.perf_counter()

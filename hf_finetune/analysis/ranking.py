@@ -28,20 +28,17 @@ from pathlib import Path
 
 import numpy as np
 
-from hf_finetune.analysis.advisor import Measurements, finetuning_rate, recipe_values, recommend
+from hf_finetune.analysis.advisor import Measurements, finetuning_rate, recipe_values, recommend, training_sample
 from hf_finetune.analysis.features import (
     cached_or_extract,
     extract_splits,
     feature_request,
     input_column,
-    load_config_data,
 )
 from hf_finetune.analysis.transferability import chance_accuracy, knn_accuracy, linear_probe_accuracy, logme
 from hf_finetune.data.images import to_rgb
-from hf_finetune.data.splits import stratified_subsample
 from hf_finetune.errors import UserError
 from hf_finetune.modeling.loading import PROCESSOR_FILES, TOKENIZER_FILES, resolve_checkpoint
-from hf_finetune.recipes import config_from_dict
 
 logger = logging.getLogger("hf_finetune")
 
@@ -122,17 +119,9 @@ def slug(name: str) -> str:
 
 def sample_data(values: dict, sample: int, seed: int):
     """(cfg, the stratified sample of the training split, its labels, label names, examples per class)."""
-    cfg = config_from_dict(dict(values))
-    data = load_config_data(cfg)
-    train = data.splits["train"]
-    labels = np.asarray(train[cfg.data.label_column])
-    counts = np.bincount(labels, minlength=len(data.label_names))
-    if counts.min() < 2:
-        empty = [n for n, c in zip(data.label_names, counts, strict=True) if c < 2]
-        raise UserError(f"class(es) {', '.join(empty)} have fewer than 2 training examples: nothing to measure")
-    rows = stratified_subsample(labels, sample, seed)
+    cfg, data, rows, labels, counts = training_sample(values, sample, seed)
     per_class = {n: int(c) for n, c in zip(data.label_names, counts, strict=True)}
-    return cfg, train.select(rows), labels[rows], data.label_names, per_class
+    return cfg, data.splits["train"].select(rows), labels[rows], data.label_names, per_class
 
 
 def candidate_features(cfg, model: str, dataset, label_names, cache: Path, pooling: str, sample: int,
