@@ -24,7 +24,7 @@ REPORT_OUT ?= outputs/report-fortunes_topics
 REPORT_ARGS ?= --strategies scratch,linear_probe,freeze_bottom,full,lora --fractions 0.05,0.1,0.25,1.0 \
 	--seeds 42 --num_train_epochs 2
 
-.PHONY: help setup system-deps demo demo-vision pretrain-vit report advise bench test test-fast lint docs wheel-check clean $(STANDARD_TASKS)
+.PHONY: help setup system-deps demo demo-vision pretrain-vit report advise bench bench-predict test test-fast lint docs wheel-check clean $(STANDARD_TASKS)
 
 setup: system-deps $(STAMP)
 
@@ -70,6 +70,12 @@ pretrain-vit: setup
 bench: setup
 	$(OFFLINE) $(PY) -m bench.run $(ARGS)
 
+# Prediction: transformers.pipeline() defaults vs our PyTorch path vs ONNX fp32 vs ONNX int8, on the 551 fortunes
+# test texts and 2,000 Fashion-MNIST test images; trains and exports its two models once (outputs/bench-predict/),
+# writes bench/predict_results.json + .md. ARGS=--quick: a smoke run. See docs/deployment.md.
+bench-predict: setup
+	$(OFFLINE) $(PY) -m bench.predict $(ARGS)
+
 test: setup
 	$(OFFLINE) $(PY) -m pytest $(ARGS)
 
@@ -107,4 +113,5 @@ help:
 	@echo "make advise        recommend a strategy for the text demo from frozen-feature measurements (offline)"
 	@echo "make pretrain-vit  pretrain the offline ViT once (reused by the vision recipes)"
 	@echo "make bench         speed and memory of our defaults vs plain Trainer set-ups (ARGS=--quick: smoke run)"
+	@echo "make bench-predict prediction speed: pipeline() vs our PyTorch path vs ONNX fp32/int8 (ARGS=--quick)"
 	@echo "make setup         create .venv and install; make clean removes outputs and caches"

@@ -120,9 +120,13 @@ def ratios(rows: dict) -> dict:
         for base in ("run_glue", "dynamic", "dynamic_grouped"):
             if base in rows:
                 out[f"ours/{base}"] = rows["ours"]["samples_per_s"] / rows[base]["samples_per_s"]
-    for ours in ("vision_ours", "vision_ours_noaug"):
-        if ours in rows and "vision_plain" in rows:
-            out[f"{ours}/vision_plain"] = rows[ours]["samples_per_s"] / rows["vision_plain"]["samples_per_s"]
+    for ours, plain in (
+        ("vision_ours", "vision_plain_aug"),
+        ("vision_ours", "vision_plain"),
+        ("vision_ours_noaug", "vision_plain"),
+    ):
+        if ours in rows and plain in rows:  # augmentation on against on, then against the processor alone
+            out[f"{ours}/{plain}"] = rows[ours]["samples_per_s"] / rows[plain]["samples_per_s"]
     return out
 
 

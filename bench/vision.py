@@ -3,8 +3,11 @@
 Both fine-tune the same randomly initialised small ViT (`hf_finetune.assets.models`'s architecture,
 written once per run so nothing depends on a cached pretraining) on the same Fashion-MNIST
 target-class images with the `fashion_mnist_target` recipe's settings. Ours applies the recipe's
-augmentation (kornia crop + flip) as users get it; the plain Trainer only resizes and normalises,
-so ours is also run without augmentation to tell the pipeline's cost from the augmentation's.
+augmentation (kornia crop + flip, on each collated batch) as users get it. The plain Trainer runs twice:
+with augmentation the way transformers' `run_image_classification.py` example applies it (per image,
+in the dataset transform; kornia here, as torchvision's wheels do not load with this CPU torch), and
+with the image processor alone; ours also runs without augmentation to tell the pipeline's cost from the
+augmentation's.
 """
 
 from __future__ import annotations
@@ -50,8 +53,14 @@ def plain_vision(name: str, sizes: dict) -> dict:
     checkpoint = cfg.model.model_name_or_path
     processor = AutoImageProcessor.from_pretrained(checkpoint)
 
+    augment = per_image_augmentation(processor, cfg) if name == "vision_plain_aug" else None
+
     def transform(batch):
-        pixels = processor([image.convert("RGB") for image in batch["image"]], return_tensors="pt")["pixel_values"]
+        images = [image.convert("RGB") for image in batch["image"]]
+        if augment is None:
+            pixels = processor(images, return_tensors="pt")["pixel_values"]
+        else:  # run_image_classification.py's `train_transforms`, one image at a time
+            pixels = torch.cat([augment(to_tensor(image)) for image in images])
         return {"pixel_values": pixels, "labels": torch.tensor(batch["label"])}
 
     train, test = (data.splits[s].with_transform(transform) for s in ("train", "test"))
@@ -64,6 +73,29 @@ def plain_vision(name: str, sizes: dict) -> dict:
         "test_accuracy": accuracy,
         **clock.row(),
     }
+
+
+def per_image_augmentation(processor, cfg):
+    """The recipe's policy (random resized crop + flip, normalise) as a per-image kornia pipeline."""
+    import torch
+    from kornia import augmentation as K
+
+    from hf_finetune.data.images import processor_geometry
+
+    size, mean, std, _ = processor_geometry(processor)
+    return K.AugmentationSequential(
+        K.RandomResizedCrop(size, scale=(cfg.data.augmentation_min_scale, 1.0)),
+        K.RandomHorizontalFlip(),
+        K.Normalize(mean=torch.tensor(mean), std=torch.tensor(std)),
+    )
+
+
+def to_tensor(image):
+    """A PIL image as a (1, 3, H, W) float tensor in [0, 1], as torchvision's `ToTensor` gives it."""
+    import numpy as np
+    import torch
+
+    return torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1).unsqueeze(0).float() / 255.0
 
 
 def ours_vision(name: str, sizes: dict) -> dict:
@@ -84,6 +116,11 @@ def ours_vision(name: str, sizes: dict) -> dict:
 
 
 CONFIGS = {
+    "vision_plain_aug": (
+        "plain Trainer, per-image crop + flip (run_image_classification.py style)",
+        plain_vision,
+        False,
+    ),
     "vision_plain": ("plain Trainer + image processor (no augmentation)", plain_vision, False),
     "vision_ours": ("hf_finetune image pipeline (fashion_mnist_target recipe)", ours_vision, True),
     "vision_ours_noaug": ("hf_finetune image pipeline, augmentation none", ours_vision, True),

@@ -2,7 +2,14 @@
 
 import pytest
 
-from hf_finetune.analysis.advisor import LITTLE_DATA_PER_CLASS, Measurements, recipe_values, recommend, write_recipe
+from hf_finetune.analysis.advisor import (
+    LITTLE_DATA_PER_CLASS,
+    LP_FT_MAX_PER_CLASS,
+    Measurements,
+    recipe_values,
+    recommend,
+    write_recipe,
+)
 from hf_finetune.errors import UserError
 from hf_finetune.recipes import load_recipe, parse_config, resolve_recipe_path
 
@@ -30,6 +37,9 @@ LITTLE, MUCH = LITTLE_DATA_PER_CLASS // 2, LITTLE_DATA_PER_CLASS * 5
         (measured(LITTLE, 0.9), "little data, similar domain", "linear_probe", {"learning_rate": 1e-3}),
         (measured(LITTLE, 0.5), "little data, dissimilar domain", "freeze_bottom", {"freeze_num_layers": 3}),
         (measured(MUCH, 0.9), "much data, similar domain", "full", {"learning_rate": 1e-4}),
+        # Much data but under LP_FT_MAX_PER_CLASS per class, similar features: the head is fitted first (measured).
+        (measured(LP_FT_MAX_PER_CLASS - 20, 0.9), "much data, similar domain", "lp_ft", {"learning_rate": 1e-4}),
+        (measured(LP_FT_MAX_PER_CLASS - 20, 0.6), "much data, dissimilar domain", "full", {"learning_rate": 1e-4}),
         (measured(MUCH, 0.6), "much data, dissimilar domain", "full", {"learning_rate": 1e-4}),
         (measured(MUCH, 0.3), "much data, dissimilar domain", "scratch", {"learning_rate": 1e-3}),
         # A probe above the "similar" line, but disjoint domains and not a strong probe: dissimilar.

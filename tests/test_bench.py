@@ -72,6 +72,7 @@ def test_quick_mode_writes_every_configuration_and_column(tmp_path):
         "ours/run_glue",
         "ours/dynamic",
         "ours/dynamic_grouped",
+        "vision_ours/vision_plain_aug",
         "vision_ours/vision_plain",
         "vision_ours_noaug/vision_plain",
     }

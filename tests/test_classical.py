@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import read_json, run_cli
 
@@ -56,6 +57,14 @@ def test_saved_pipeline_predicts_the_same_after_reload_and_on_raw_text(fortunes_
     assert code == 0, err
     rows = [json.loads(line) for line in stdout.splitlines()]
     assert [r["label"] for r in rows] == on_the_fly[:2] and all(0 < r["score"] <= 1 for r in rows)
+    # `evaluate` on labelled raw text scores those same predictions.
+    labelled = tmp_path / "labelled.csv"
+    gold = [names[i] for i in test.labels[:24]]
+    pd.DataFrame({"text": texts, "label": gold}).to_csv(labelled, index=False)
+    code, stdout, err = run_cli(["evaluate", "--model", str(out), "--data", str(labelled)], capsys)
+    assert code == 0, err
+    accuracy = np.mean([p == g for p, g in zip(on_the_fly, gold, strict=True)])
+    assert stdout.startswith(f"24 examples: accuracy {accuracy:.4f}")
 
 
 def test_grid_search_picks_C_from_the_grid(fortunes_cache, tmp_path):
@@ -135,7 +144,9 @@ def test_compare_runs_every_method_fraction_and_resumes(tmp_path, capsys):
     # --min_steps 2: 20 rows are one batch of 32, so 2 epochs; 40 rows are 2 batches, so the recipe's 1
     assert [r["epochs"] for r in rows] == [2, None, 1, None]
     state = read_json(out / "linear_probe" / "frac-0.5" / "seed-42" / "trainer_state.json")
-    assert state["global_step"] == 2
+    assert state["global_step"] == 0  # the L-BFGS probe fits the head: no optimizer steps
+    probe = read_json(out / "linear_probe" / "frac-0.5" / "seed-42" / "linear_probe.json")
+    assert probe["rows"] == 20 and probe["solver"] == "lbfgs"
     assert rows[0]["recipe"] == "fortunes_topics_linear_probe"  # the tuned sibling recipe of the strategy
     assert rows[0]["trainable_params"] == rows[1]["trainable_params"] == 4 * 384 + 4
     assert stdout.count("| linear_probe |") == 2 and (out / "compare.md").is_file()

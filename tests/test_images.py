@@ -93,8 +93,11 @@ def test_images_of_mixed_modes_are_not_an_error(digits_data, vit_init_dir, tmp_p
     task = image_task(vit_init_dir, dataset_name=str(tmp_path), augmentation="crop")
     data = task.load_data()
     assert len(data.splits["train"]) + len(data.splits["validation"]) == 2 * len(modes)
-    encoded = task.encode(data, task.load_processor())
-    train, validation = encoded["train"][:], encoded["validation"][:]
+    processor = task.load_processor()
+    encoded = task.encode(data, processor)
+    # training images are staged (uint8 at the input size) and augmented as a batch, as the Trainer does
+    train = task.batch_transform(processor, data)(encoded["train"][:])
+    validation = encoded["validation"][:]
     assert tuple(train["pixel_values"].shape)[1:] == tuple(validation["pixel_values"].shape)[1:] == (3, 28, 28)
     model = AutoModelForImageClassification.from_pretrained(vit_init_dir, num_labels=2, ignore_mismatched_sizes=True)
     with torch.no_grad():
@@ -216,10 +219,9 @@ def test_multilabel_scores_by_hand():
 
 
 def test_text_commands_refuse_an_image_model_in_one_line(vit_init_dir, tmp_path, capsys):
-    inputs = write_csv(tmp_path, [{"text": "a shoe"}])
-    code, _, stderr = run_cli(["predict", "--model", str(vit_init_dir), "--input", str(inputs)], capsys)
+    code, _, stderr = run_cli(["predict", "--model", str(vit_init_dir), "--text", "a shoe"], capsys)
     assert code == 2
-    assert_one_line_error(stderr, r'is an image model.*pipeline\("image-classification"')
+    assert_one_line_error(stderr, r"is an image model: pass --input with an image, an image folder")
 
 
 def test_missing_pretrained_vit_says_how_to_make_it(tmp_path, capsys, monkeypatch):

@@ -4,9 +4,10 @@ bit-identical to a run that was never interrupted. SIGTERM and Ctrl-C stop a run
 current step with a complete checkpoint, on one process and on two (DDP, no deadlock, even with
 the SIGTERM delivered twice: by the test to every process and by torchrun to its workers).
 
-Exactness holds on CPU with `dataloader_num_workers=0` and no random augmentation: the
-checkpoint carries the optimizer, scheduler, RNG states and the data position, and Trainer
-skips the batches already seen.
+Exactness holds on CPU with `dataloader_num_workers=0`, random batch augmentation and mixup included (they
+draw from torch's global generator, whose state the checkpoint carries): the checkpoint carries the
+optimizer, scheduler, RNG states, the weights' EMA and the data position, and Trainer skips the batches
+already seen.
 """
 
 import os
@@ -44,6 +45,8 @@ STRATEGIES = {
     "lora": ["--strategy", "lora", "--learning_rate", "1e-3"],
 }
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+REGULARISED = ["--augmentation", "crop_flip", "--random_erasing", "0.25", "--mixup_alpha", "0.8", "--cutmix_alpha", "1.0",
+               "--label_smoothing_factor", "0.1", "--ema_decay", "0.9", "--save_total_limit", "10"]  # fmt: skip
 
 
 def train(argv: list[str], *prefix: str) -> subprocess.CompletedProcess:
@@ -80,13 +83,15 @@ def uninterrupted(tmp_path_factory):
         ("freeze_bottom+gradual_unfreeze", 4, "after_save"),  # between two unfreezing stages
         ("lora", 10, "after_save"),
         ("vit", 4, "after_save"),  # a ViT saves its weights under legacy names: resume must still load them
+        # random batch augmentation, mixup/cutmix, random erasing and the weights' EMA: all resume exactly
+        ("vit_regularised", 4, "after_save"),
     ],
 )
 def test_killed_run_resumes_to_identical_weights_and_metrics(strategy, kill_at, mode, tmp_path, request, uninterrupted):
-    if strategy == "vit":  # real digit images, no random augmentation
+    if strategy.startswith("vit"):  # real digit images
         data = ["--config", "fashion_mnist_target", "--model_name_or_path", str(request.getfixturevalue("vit_init_dir")),
-                "--ignore_mismatched_sizes", "true", "--dataset_name", str(request.getfixturevalue("digit_folder")),
-                "--augmentation", "none"]  # fmt: skip
+                "--ignore_mismatched_sizes", "true", "--dataset_name", str(request.getfixturevalue("digit_folder"))]  # fmt: skip
+        data += ["--augmentation", "none"] if strategy == "vit" else REGULARISED
     else:
         data = [*csv_recipe_args(request.getfixturevalue("fortunes_csv")["train"]), *STRATEGIES[strategy]]
     common = ["train", *data, *SHORT]
@@ -107,6 +112,13 @@ def test_killed_run_resumes_to_identical_weights_and_metrics(strategy, kill_at, 
     if mode == "during_save":
         assert "removed incomplete checkpoint" in resumed.stderr
 
+    if strategy == "vit_regularised":  # the checkpoint carried the average; the saved model is the average
+        assert (expected / "ema.safetensors").is_file()
+        ema, reference = (
+            load_file(expected / "ema.safetensors"),
+            load_file(whole / f"checkpoint-{kill_at}" / "ema.safetensors"),
+        )
+        assert all(ema[k].equal(reference[k]) for k in reference)
     a, b = weights(whole), weights(killed)
     assert a.keys() == b.keys()
     assert [k for k in a if not a[k].equal(b[k])] == [], "resumed weights differ from the uninterrupted run"

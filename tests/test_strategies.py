@@ -84,6 +84,8 @@ TABLE = [
     ),
     ("llrd", {"llrd_decay": 0.5}, lambda m, plan: in_blocks(plan, *plan.layout.names)),
     ("l2sp", {}, lambda m, plan: in_blocks(plan, *plan.layout.names)),
+    ("lp_ft", {}, lambda m, plan: in_blocks(plan, *plan.layout.names)),  # phase 2: every weight
+    ("linear_probe", {"linear_probe_solver": "sgd"}, lambda m, plan: in_blocks(plan, HEAD)),
     ("scratch", {}, lambda m, plan: in_blocks(plan, *plan.layout.names)),
     ("lora", {}, lambda m, plan: peft_trained(m, "lora_")),
     ("lora", {"lora_use_dora": True}, lambda m, plan: peft_trained(m, "lora_")),
@@ -246,7 +248,8 @@ def test_bad_strategy_options_are_user_errors(strategy, options, message):
 
 
 @pytest.mark.parametrize(
-    "strategy,expected_lr", [("full", 2e-5), ("linear_probe", 1e-3), ("scratch", 2e-4), ("lora+llrd", 5e-4)]
+    "strategy,expected_lr",
+    [("full", 2e-5), ("linear_probe", 1e-3), ("scratch", 2e-4), ("lora+llrd", 5e-4), ("lp_ft", 2e-5)],
 )
 def test_default_learning_rate_comes_from_the_strategy(strategy, expected_lr):
     cfg = config_from_dict({"model_name_or_path": "tiny", "train_file": "x.csv", "strategy": strategy})

@@ -99,6 +99,8 @@ def test_compare_writes_the_report_end_to_end(tmp_path, pretrained_vit, capsys):
     assert f"transfer report: {report / 'report.md'}" in stdout
     for name in ("report.md", "report.html", "learning_curves.png", "fraction_curve.png"):
         assert (report / name).stat().st_size > 0, name
+    title = (report / "report.md").read_text().splitlines()[0]  # the data and checkpoint, not only the recipe
+    assert "packaged:digits" in title and str(pretrained_vit) in title and "fashion_mnist_target" in title
     table = json.loads((report / "report.json").read_text())["table"]
     assert {(e["method"], e["fraction"]) for e in table} == {(m, f) for m in ("scratch", "linear_probe", "full")
                                                              for f in (0.5, 1.0)}  # fmt: skip

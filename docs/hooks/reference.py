@@ -27,6 +27,7 @@ OPTIONAL_PAGES = {
     "precision.md": ("Guides", "Precision"),
     "vision_recipes.md": ("Guides", "Vision recipes"),
     "which_checkpoint.md": ("Guides", "Which checkpoint"),
+    "linear_probe.md": ("Guides", "Linear probe and LP-FT"),
     "model_zoo.md": ("Guides", "Model zoo"),
     "tuning.md": ("Guides", "Hyper-parameter tuning"),
     "scale_out.md": ("Operations", "Scale out (clusters)"),
@@ -119,8 +120,9 @@ def train_options_page() -> str:
         "Set to anything but the value below, these stop the run before any work, in one line.\n",
         "| option | the value hf_finetune runs with | why, and what to do instead |\n|---|---|---|",
         *(f"| `--{k}` | `{v}` | {why} |" for k, (v, why) in IGNORED_TRAINING_FLAGS.items()),
-        "\n`hub_strategy` and `hub_always_push` are accepted but checkpoints are not pushed during training "
-        "(the finished run is pushed once, at the end); see [Push to the Hub](../publishing.md).\n",
+        "\n`hub_strategy` (`end`, the default here: one push of the finished run; `every_save`, `checkpoint`, "
+        "`all_checkpoints`: complete checkpoints pushed during training) and `hub_always_push` work as in "
+        "transformers; see [Scale-out and operations](../scale_out.md).\n",
         "## Aliases (the transformers example scripts' names)\n",
         "| alias | our option |\n|---|---|",
         *(f"| `--{a}` | `--{ours}` |" for a, ours in ALIASES.items()),

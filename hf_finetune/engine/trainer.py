@@ -3,7 +3,10 @@
 The loop, mixed precision, DDP/FSDP, checkpointing and logging stay the Trainer's; only
 the optimizer's param groups (one per block, final LR stored in each), the LR schedule
 (gated by gradual unfreezing) and an extra loss term (L2-SP) come from the strategies,
-and the task may replace the model's own loss (class-weighted cross-entropy).
+and the task may replace the model's own loss (class-weighted, label-smoothed or soft-target cross-entropy)
+and transform each training batch (image augmentation and mixup on the collated batch). With `ema_decay`,
+an EMA of the weights (`engine.ema`) is what evaluation sees, what each checkpoint carries beside the
+weights, and what the model becomes at the end (`use_ema_weights`).
 With `auto_batch_size`, an out-of-memory error retries with a smaller per-device batch and more
 accumulation steps (`keep_effective_batch`). A non-finite training loss ends the run (exit code 3): Trainer would log it as 0
 (`logging_nan_inf_filter`) and train on with NaN weights to the last epoch. A SIGTERM or
@@ -17,6 +20,7 @@ from __future__ import annotations
 import logging
 import math
 import shutil
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +37,7 @@ from hf_finetune.engine.checkpoints import (
     mark_checkpoint_complete,
     newest_complete,
 )
+from hf_finetune.engine.ema import WeightEma
 from hf_finetune.engine.interruption import StopOnSignal
 from hf_finetune.errors import CheckpointNotSaved, TrainingDiverged, first_line
 
@@ -121,7 +126,7 @@ def nested_reorder(values, order):
 
 
 class StrategyTrainer(Trainer):
-    def __init__(self, *args, plan, loss_function=None, **kwargs):
+    def __init__(self, *args, plan, loss_function=None, batch_transform=None, **kwargs):
         # `plan`: the run's `strategies.plan.TransferPlan`. The engine sits below the plug-ins and takes
         # the plan it is given (param groups, gated schedule, extra loss) without importing them.
         self.plan = plan
@@ -131,8 +136,15 @@ class StrategyTrainer(Trainer):
         # accumulated batch and scales it by the process count.
         self.loss_function = loss_function
         self.eval_orders: dict[int, tuple] = {}  # id(eval dataset) -> (dataset, longest-first order)
+        # `inputs -> inputs` for training batches only (random augmentation, mixup: `data.batch_augment`).
+        self.batch_transform = batch_transform
         super().__init__(*args, **kwargs)
         self.add_callback(self.stop_on_signal)
+        # The weights' moving average (`engine.ema`): evaluated, checkpointed and saved in the model's place.
+        decay = getattr(self.args, "ema_decay", 0.0)  # a FinetuneTrainingArguments field; plain args have none
+        self.ema = WeightEma(self.model, decay, getattr(self.args, "ema_warmup", True)) if decay else None
+        if self.ema is not None:
+            self.add_callback(self.ema)
         # Trainer treats a model whose forward takes **kwargs as one that divides its summed loss by
         # the global `num_items_in_batch`, and multiplies the loss by the number of processes to undo
         # DDP's gradient average. transformers 5.x classification models take **kwargs but some
@@ -191,7 +203,8 @@ class StrategyTrainer(Trainer):
     def evaluation_loop(self, dataloader, *args, **kwargs):
         """Trainer's loop; predictions read longest first (`_get_eval_sampler`) return to the dataset's order.
         The metrics, computed inside the loop, do not depend on the order."""
-        output = super().evaluation_loop(dataloader, *args, **kwargs)
+        with self.ema.swapped_in(self.model) if self.ema is not None else nullcontext():
+            output = super().evaluation_loop(dataloader, *args, **kwargs)
         _, order = self.eval_orders.get(id(getattr(dataloader, "dataset", None)), (None, None))
         if order is None:
             return output
@@ -225,6 +238,8 @@ class StrategyTrainer(Trainer):
         return max(math.ceil(per_process / per_device) // args.gradient_accumulation_steps, 1)
 
     def training_step(self, model, inputs, num_items_in_batch=None):
+        if self.batch_transform is not None:
+            inputs = self.batch_transform(inputs)
         loss = super().training_step(model, inputs, num_items_in_batch)
         # [loss not finite, stop signal received], summed over processes.
         stop_flag = torch.tensor(self.stop_on_signal.received is not None, device=loss.device)
@@ -239,10 +254,18 @@ class StrategyTrainer(Trainer):
 
     def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
         model = self.model if model is None else model
+        if self.ema is not None:
+            self.ema.load(Path(resume_from_checkpoint))
         if load_adapter_in_place(Path(resume_from_checkpoint), model):
             return
         if not load_renamed_weights(Path(resume_from_checkpoint), model):
             super()._load_from_checkpoint(resume_from_checkpoint, model)
+
+    def use_ema_weights(self) -> None:
+        """After training (and the best checkpoint's reload): the model takes the EMA weights it is saved with."""
+        if self.ema is not None:
+            best = self.state.best_model_checkpoint if self.args.load_best_model_at_end else None
+            self.ema.use_for_model(self.model, best)
 
     def _load_best_model(self):
         """Trainer's reload, except for a checkpoint saved under legacy weight names (ViT): that one is read
@@ -270,6 +293,8 @@ class StrategyTrainer(Trainer):
         if self.args.should_save:
             run_dir = self._get_output_dir(trial=trial)
             step = self.state.global_step
+            if self.ema is not None:  # before the sentinel: a complete checkpoint always holds its EMA
+                self.ema.save(Path(run_dir) / f"{PREFIX_CHECKPOINT_DIR}-{step}")
             mark_checkpoint_complete(Path(run_dir) / f"{PREFIX_CHECKPOINT_DIR}-{step}", step)
             rotate_checkpoints(run_dir, limit, best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=True)
 

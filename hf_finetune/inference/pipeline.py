@@ -1,10 +1,11 @@
-"""Predict with, and evaluate, a finished model folder through `transformers.pipeline`.
+"""What a prediction looks like, and the `transformers.pipeline` reference path that defines it.
 
-Using the pipeline here, rather than our own forward pass, means `predict` and
-`evaluate` exercise exactly what a user gets from `pipeline(..., model=DIR)`. The kind of
-model (one label, several labels, a number, one tag per word) is read from its config.json;
-each gets its own output: a label and its probability; the labels at or above the threshold
-it was trained with; a score; entity spans with character offsets.
+The kind of model (one label, several labels, a number, one tag per word) is read from its
+config.json; each gets its own output: a label and its probability; the labels at or above the
+threshold it was trained with; a score; entity spans with character offsets. `predict` and
+`evaluate` run the faster path beside it (`predictor`, `backends`: length-sorted batches, PyTorch or ONNX
+Runtime); `load_model_pipeline` + `predict_texts` give what a user gets from `pipeline(model=DIR)`, and
+the tests and `make bench-predict` check the fast path against it.
 """
 
 from __future__ import annotations
@@ -14,17 +15,9 @@ import json
 import sys
 from pathlib import Path
 
-from hf_finetune.data.checks import numeric_targets, require_columns, text_columns
+from hf_finetune.data.checks import require_columns, text_columns
 from hf_finetune.data.files import read_data_file
-from hf_finetune.data.labels import tag_rows, word_list
 from hf_finetune.errors import UserError
-from hf_finetune.evaluation.metrics import (
-    classification_scores,
-    entity_report,
-    entity_scores,
-    per_class_report,
-    regression_scores,
-)
 from hf_finetune.modeling.adapters import is_adapter_folder, load_adapter_model
 from hf_finetune.modeling.loading import check_checkpoint_folder, checkpoint_modality
 from hf_finetune.tasks.multi_task import is_multitask_folder
@@ -179,91 +172,3 @@ def gold_label_ids(values, label2id: dict[str, int]) -> list[int]:
     raise UserError(
         f"labels not known to the model: {', '.join(unknown[:10])}; it predicts {', '.join(list(label2id)[:10])}"
     )
-
-
-def evaluate_file(
-    model_dir: str,
-    data_file: str,
-    text_column: str,
-    label_column: str,
-    text_pair_column=None,
-    tokens_column: str = "tokens",
-    tags_column: str = "ner_tags",
-) -> dict:
-    """Scores on a labelled file, as training reports them for the model's kind (`main` names the headline)."""
-
-    classifier = load_model_pipeline(model_dir)
-    kind = model_kind(classifier.model.config)
-    if kind == TOKENS:
-        return evaluate_tags(classifier, data_file, tokens_column, tags_column)
-    if kind == MULTI_LABEL:
-        raise UserError(
-            "evaluate reads single-label, regression and token-classification models; for multi-label "
-            "models use the scores in the run's metrics.json or `predict` and score the labels yourself"
-        )
-    texts, pairs, dataset = read_inputs(data_file, text_column, text_pair_column)
-    require_columns(dataset, [("label_column", label_column)], "input", data_file)
-    if kind == REGRESSION:
-        gold = numeric_targets(dataset, label_column, "input")[label_column]
-        predicted = [r["score"] for r in predict_texts(classifier, texts, pairs)]
-        scores = regression_scores(gold, predicted)
-        return {"examples": len(gold), "main": ("pearson", "spearman", "mse"), **scores}
-    label2id = {v: int(k) for k, v in classifier.model.config.id2label.items()}
-    gold = gold_label_ids(dataset[label_column], label2id)
-    predicted = [label2id[r["label"]] for r in predict_texts(classifier, texts, pairs)]
-    names = [classifier.model.config.id2label[i] for i in range(len(label2id))]
-    return {
-        "examples": len(gold),
-        "main": ("accuracy", "macro_f1"),
-        **classification_scores(gold, predicted),
-        **per_class_report(gold, predicted, names),
-    }
-
-
-def predict_word_tags(classifier, sentences: list[list[str]], batch_size: int = 32) -> list[list[str]]:
-    """One tag per word: the first sub-token's prediction, as training scored it (words past 512 tokens: O)."""
-    import torch
-
-    tokenizer, model = classifier.tokenizer, classifier.model
-    id2label = model.config.id2label
-    tags = []
-    for start in range(0, len(sentences), batch_size):
-        batch = sentences[start : start + batch_size]
-        encoded = tokenizer(batch, is_split_into_words=True, truncation=True, padding=True, return_tensors="pt")
-        with torch.no_grad():
-            predicted = model(**encoded.to(model.device)).logits.argmax(-1).tolist()
-        for i, words in enumerate(batch):
-            first = {}
-            for position, word in enumerate(encoded.word_ids(i)):
-                if word is not None and word not in first:
-                    first[word] = id2label[predicted[i][position]]
-            tags.append([first.get(w, "O") for w in range(len(words))])
-    return tags
-
-
-def evaluate_tags(classifier, data_file: str, tokens_column: str, tags_column: str) -> dict:
-    """Entity-level scores (seqeval) on a file of words and BIO tags: CoNLL text, JSONL, CSV or Parquet."""
-    from datasets import ClassLabel
-
-    dataset = read_data_file(data_file)
-    require_columns(dataset, [("tokens_column", tokens_column), ("tags_column", tags_column)], "input", data_file)
-    words = [word_list(v) for v in dataset[tokens_column]]
-    feature = getattr(dataset.features[tags_column], "feature", None)
-    id2label = classifier.model.config.id2label
-    if isinstance(feature, ClassLabel):
-        gold = tag_rows(dataset, tags_column)
-    else:  # names, or the model's ids
-        gold = [
-            [t if isinstance(t, str) else id2label[int(t)] for t in (row.split() if isinstance(row, str) else row)]
-            for row in dataset[tags_column]
-        ]
-    bad = [i for i, (w, g) in enumerate(zip(words, gold, strict=True)) if len(w) != len(g) or not w]
-    if bad:
-        raise UserError(f"rows {', '.join(map(str, bad[:5]))} of {data_file} have no words or a tag count that differs")
-    predicted = predict_word_tags(classifier, words)
-    return {
-        "examples": len(words),
-        "main": ("f1", "precision", "recall"),
-        **entity_scores(gold, predicted),
-        "per_class": entity_report(gold, predicted),
-    }

@@ -28,6 +28,7 @@ from hf_finetune.settings.arguments import (
     parse_class_weights,
 )
 from hf_finetune.settings.conventions import apply_cache_dir, canonical_keys
+from hf_finetune.settings.regularisation import check_regularisation
 from hf_finetune.settings.value_types import check_value_types
 from hf_finetune.strategies import STRATEGIES
 from hf_finetune.strategies.plan import resolve_strategies
@@ -140,6 +141,7 @@ def finalize(cfg: RunConfig, task: str | None) -> None:
         raise UserError(f"tag_scheme must be one of {', '.join(TAG_SCHEMES)}, got '{cfg.data.tag_scheme}'")
     parse_class_weights(cfg.data.class_weights)  # a typo stops here, before any data is read
     apply_cache_dir(cfg.model.cache_dir)
+    check_regularisation(cfg)
     if cfg.data.data_private is None:
         cfg.data.data_private = data_is_local(cfg.data)
     if cfg.training.resume_from_checkpoint:  # Trainer's own spelling of an explicit checkpoint

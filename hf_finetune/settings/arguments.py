@@ -122,6 +122,28 @@ class ModelArguments:
             "unpickling can run arbitrary code."
         },
     )
+    drop_path_rate: float | None = field(
+        default=None,
+        metadata={
+            "help": "Stochastic depth (https://arxiv.org/abs/1603.09382): the largest share of residual branches "
+            "dropped per layer, set in the model config (Swin, ConvNeXt, BEiT, DINOv2; timm models). Refused for "
+            "configs without it (ViT, BERT). Default: the checkpoint's value."
+        },
+    )
+    hidden_dropout: float | None = field(
+        default=None,
+        metadata={
+            "help": "Dropout of hidden states (`hidden_dropout_prob`/`hidden_dropout`/`dropout` in the config). "
+            "Default: the checkpoint's value."
+        },
+    )
+    attention_dropout: float | None = field(
+        default=None,
+        metadata={
+            "help": "Dropout of attention weights (`attention_probs_dropout_prob`/`attention_dropout`). "
+            "Default: the checkpoint's value."
+        },
+    )
     cache_dir: str | None = field(
         default=None,
         metadata={
@@ -230,6 +252,33 @@ class DataArguments:
             "224 px photos; at 28-32 px it leaves too little of the object."
         },
     )
+    random_erasing: float = field(
+        default=0.0,
+        metadata={
+            "help": "Training images: probability of erasing a random rectangle (2-33% of the area) after "
+            "normalisation (https://arxiv.org/abs/1708.04896; timm's `--reprob`, 0.25 in its recipes). 0: off."
+        },
+    )
+    mixup_alpha: float = field(
+        default=0.0,
+        metadata={
+            "help": "Mixup (https://arxiv.org/abs/1710.09412): blend two training images and their labels with a "
+            "weight drawn from Beta(alpha, alpha) per batch. 0: off; timm's recipes use 0.8. Single-label images only."
+        },
+    )
+    cutmix_alpha: float = field(
+        default=0.0,
+        metadata={
+            "help": "CutMix (https://arxiv.org/abs/1905.04899): paste a box of another training image; labels mix by "
+            "area, Beta(alpha, alpha) per image. 0: off; timm's recipes use 1.0. Single-label images only."
+        },
+    )
+    mixup_prob: float = field(
+        default=1.0, metadata={"help": "Probability that a training batch is mixed (mixup or cutmix) at all."}
+    )
+    mixup_switch_prob: float = field(
+        default=0.5, metadata={"help": "With both mixup and cutmix on: probability that a mixed batch uses cutmix."}
+    )
     multi_label: bool = field(
         default=False,
         metadata={
@@ -328,7 +377,7 @@ class StrategyArguments:
 
 # Fields FinetuneTrainingArguments adds to TrainingArguments (every other field it declares only
 # changes a TrainingArguments default).
-OWN_TRAINING_FIELDS = frozenset({"auto_batch_size"})
+OWN_TRAINING_FIELDS = frozenset({"auto_batch_size", "ema_decay", "ema_warmup"})
 
 
 @dataclass
@@ -410,6 +459,21 @@ class FinetuneTrainingArguments(TrainingArguments):
             "help": "On out-of-memory, retry with a smaller per-device batch and more gradient accumulation steps, "
             "so the effective batch (and the tuned learning rate) stays the same. Trainer's own "
             "`auto_find_batch_size`, which this turns on, would shrink the effective batch instead."
+        },
+    )
+
+    ema_decay: float = field(
+        default=0.0,
+        metadata={
+            "help": "Keep an exponential moving average of the weights (decay per optimizer step, e.g. 0.998); "
+            "evaluation, best-checkpoint selection and the saved model use it. 0: off."
+        },
+    )
+    ema_warmup: bool = field(
+        default=True,
+        metadata={
+            "help": "EMA warm-up: the decay at step t is min(ema_decay, (1 + t) / (10 + t)), so the average follows "
+            "the early, fast-moving weights instead of staying near the start (TensorFlow's `num_updates` rule)."
         },
     )
 

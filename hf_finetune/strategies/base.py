@@ -78,6 +78,14 @@ class Strategy:
         """`transformers.TrainerCallback`s the strategy needs."""
         return []
 
+    def before_training(self, model, task, data, processor) -> None:
+        """Called once the data are encoded, before the output folder exists: may set weights from the training
+        data (the convex linear probe fits the head here, `hf_finetune.probe_head`)."""
+
+    def needs_training(self) -> bool:
+        """Whether the run needs the Trainer's loop at all (False: `before_training` already fitted the model)."""
+        return True
+
     def extend_data(self, task, data, processor, encoded: dict) -> dict:
         """Called once the splits are encoded, before the output folder exists: may replace `encoded["train"]`
         (dann mixes in unlabelled target-domain rows) and returns extra labelled evaluation sets

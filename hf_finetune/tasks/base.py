@@ -27,7 +27,9 @@ from hf_finetune.evaluation.metrics import (
 )
 from hf_finetune.evaluation.mistakes import write_misclassified, write_misclassified_multilabel
 from hf_finetune.evaluation.plots import save_confusion_matrix_png
-from hf_finetune.modeling.loading import check_model_inputs
+from hf_finetune.modeling.loading import check_model_inputs, resolve_checkpoint
+from hf_finetune.modeling.losses import classification_loss
+from hf_finetune.modeling.regularisation import config_overrides
 from hf_finetune.outputs import MISCLASSIFIED, write_json
 from hf_finetune.settings.arguments import parse_class_weights
 
@@ -51,6 +53,12 @@ class Task:
     best_metric: ClassVar[str] = "macro_f1"
     greater_is_better: ClassVar[bool] = True
     supports_class_weights: ClassVar[bool] = False
+    # Trainer's `label_smoothing_factor` (or our loss, `modeling.losses`) makes sense for this task's labels.
+    supports_label_smoothing: ClassVar[bool] = False
+    # Random augmentation of training batches (random erasing, mixup/cutmix): images only.
+    supports_batch_augmentation: ClassVar[bool] = False
+    # drop_path_rate / hidden_dropout / attention_dropout reach this task's model config (`model_config_kwargs`).
+    supports_model_overrides: ClassVar[bool] = False
     # Dataclass of this task's own prefixed config fields (`multitask_names`), or None; collected
     # by `hf_finetune.recipes` as the strategies' are.
     Arguments: ClassVar[type | None] = None
@@ -68,6 +76,7 @@ class Task:
                 f"class_weights is for single-label classification; task {self.name} does not use it. "
                 "Remove it or set it to none"
             )
+        check_task_options(self, cfg)
 
     @property
     def metric_keys(self) -> tuple[str, ...]:
@@ -120,6 +129,10 @@ class Task:
         """A `(logits, labels) -> loss` replacing the model's own loss (class weights), or None."""
         return None
 
+    def batch_transform(self, processor, data):
+        """`inputs -> inputs` applied to each training batch only (random augmentation, mixup), or None."""
+        return None
+
     def after_training(self, trainer, encoded: dict, data) -> None:
         """Runs once the best model is loaded, before the final evaluations (e.g. tuning a threshold)."""
 
@@ -169,11 +182,17 @@ class ClassificationTask(Task):
     sigmoid, binary cross-entropy, a threshold optionally tuned on validation)."""
 
     supports_class_weights = True
+    supports_label_smoothing = True
+    supports_model_overrides = True
 
     def __init__(self, cfg):
         super().__init__(cfg)
         if cfg.data.multi_label and cfg.data.class_weights != "none":
             raise UserError("class_weights is for single-label classification; remove it with --multi_label true")
+        if cfg.data.multi_label and cfg.training.label_smoothing_factor:
+            raise UserError(
+                "label_smoothing_factor is for single-label classification; remove it with --multi_label true"
+            )
         if cfg.data.multi_label_tune_threshold and not cfg.data.multi_label:
             raise UserError("multi_label_tune_threshold needs --multi_label true")
         self.threshold = cfg.data.multi_label_threshold
@@ -186,7 +205,11 @@ class ClassificationTask(Task):
         return super().metric_keys
 
     def model_config_kwargs(self) -> dict:
-        return {"problem_type": "multi_label_classification"} if self.cfg.data.multi_label else {}
+        """Config overrides for `from_pretrained`: the problem type, stochastic depth and dropout."""
+        overrides = config_overrides(self.cfg.model, resolve_checkpoint(self.cfg.model.model_name_or_path))
+        if self.cfg.data.multi_label:
+            overrides["problem_type"] = "multi_label_classification"
+        return overrides
 
     def compute_metrics(self, data):
 
@@ -195,23 +218,22 @@ class ClassificationTask(Task):
         return make_compute_metrics(self.cfg.data.extra_metrics)
 
     def loss_function(self, data):
-        """Cross-entropy weighted per class (`class_weights`), or None for the model's own loss."""
+        """Our cross-entropy (`modeling.losses`) when class weights, label smoothing or mixed (soft) targets need
+        it, else None for the model's own loss. Multi-label keeps the model's BCE."""
         import torch
 
-        spec = parse_class_weights(self.cfg.data.class_weights)
-        if spec == "none":
+        data_args = self.cfg.data
+        mixing = data_args.mixup_alpha > 0 or data_args.cutmix_alpha > 0
+        smoothing = self.cfg.training.label_smoothing_factor
+        spec = parse_class_weights(data_args.class_weights)
+        if data_args.multi_label or (spec == "none" and not smoothing and not mixing):
             return None
-        weights = class_weight_vector(spec, data.splits["train"][self.cfg.data.label_column], len(data.label_names))
-        self.class_weights = {name: round(float(w), 4) for name, w in zip(data.label_names, weights, strict=True)}
-        weight = torch.tensor(weights, dtype=torch.float32)
-
-        def weighted_cross_entropy(logits, labels):
-            # The weighted mean: sum(w_y * loss) / sum(w_y) over the batch, as torch defines it.
-            return torch.nn.functional.cross_entropy(
-                logits.view(-1, logits.shape[-1]), labels.view(-1), weight=weight.to(logits.device, logits.dtype)
-            )
-
-        return weighted_cross_entropy
+        weight = None
+        if spec != "none":
+            weights = class_weight_vector(spec, data.splits["train"][data_args.label_column], len(data.label_names))
+            self.class_weights = {name: round(float(w), 4) for name, w in zip(data.label_names, weights, strict=True)}
+            weight = torch.tensor(weights, dtype=torch.float32)
+        return classification_loss(weight, smoothing)
 
     def after_training(self, trainer, encoded, data):
         """`multi_label_tune_threshold`: the grid threshold with the best validation score, kept in config.json."""
@@ -285,3 +307,22 @@ class ClassificationTask(Task):
         if self.cfg.data.multi_label:
             return "Per-label scores and one 2x2 confusion matrix per label are in `metrics.json` and `confusion_matrix.json`."
         return "Per-class scores and the confusion matrix are in `metrics.json` and `confusion_matrix.png`."
+
+
+def check_task_options(task: Task, cfg) -> None:
+    """Options this task cannot use fail in one line, before any data is read."""
+    data = cfg.data
+    if cfg.training.label_smoothing_factor and not task.supports_label_smoothing:
+        raise UserError(f"label_smoothing_factor is for classification; task {task.name} does not use it. Remove it")
+    overrides = [
+        name
+        for name in ("drop_path_rate", "hidden_dropout", "attention_dropout")
+        if getattr(cfg.model, name) is not None
+    ]
+    if overrides and not task.supports_model_overrides:
+        raise UserError(f"{', '.join(overrides)} cannot be set for task {task.name} yet. Remove them")
+    batch_options = [name for name in ("mixup_alpha", "cutmix_alpha", "random_erasing") if getattr(data, name)]
+    if batch_options and not task.supports_batch_augmentation:
+        raise UserError(
+            f"{', '.join(batch_options)} augment training images; task {task.name} does not use them. Remove them"
+        )

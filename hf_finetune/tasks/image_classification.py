@@ -9,8 +9,20 @@ from __future__ import annotations
 
 import logging
 
+from datasets import Sequence, Value
+
 from hf_finetune.assets.models import PRETRAINED_VIT_DIR
-from hf_finetune.data.images import IMAGE_REF_COLUMN, ImageChecker, ImageTransform, collate_images, relative_path_bases
+from hf_finetune.data.batch_augment import BatchAugmentation, BatchMix, describe_batch_augmentation
+from hf_finetune.data.images import (
+    IMAGE_REF_COLUMN,
+    ImageChecker,
+    ImageTransform,
+    StagedImages,
+    collate_images,
+    encode_once,
+    processor_geometry,
+    relative_path_bases,
+)
 from hf_finetune.data.splits import load_labelled_data
 from hf_finetune.errors import UserError, first_line
 from hf_finetune.modeling.loading import (
@@ -36,6 +48,7 @@ class ImageClassification(ClassificationTask):
     example_input = '"path/to/image.jpg"'
     auto_model_class = "AutoModelForImageClassification"
     processor_argument = "image_processor"
+    supports_batch_augmentation = True
 
     def __init__(self, cfg):
         super().__init__(cfg)
@@ -97,26 +110,30 @@ class ImageClassification(ClassificationTask):
 
     def encode(self, data, processor):
         args = self.cfg.data
-
-        def transform(augment: str) -> ImageTransform:
-            return ImageTransform(
-                processor,
-                args.image_column,
-                args.label_column,
-                num_labels=len(data.label_names),
-                multi_label=args.multi_label,
-                augment=augment,
-                min_scale=args.augmentation_min_scale,
-            )
-
+        num_labels = len(data.label_names)
+        train = StagedImages(processor, args.image_column, args.label_column, num_labels, args.multi_label)
+        evaluation = ImageTransform(processor, args.image_column, args.label_column, num_labels, args.multi_label)
         logger.info(
-            "training augmentation: %s; evaluation: the image processor's resize + normalise", args.augmentation
+            "training augmentation (on each batch): %s; evaluation: the image processor's resize + normalise",
+            describe_batch_augmentation(args),
         )
-        train, evaluation = transform(args.augmentation), transform("none")
+        (height, width), *_ = processor_geometry(processor)
+        labels = Sequence(Value("float32"), length=num_labels) if args.multi_label else Value("int64")
         return {
-            split: dataset.with_transform(train if split == "train" else evaluation)
+            split: encode_once(dataset, train, (3, height, width), "uint8", labels, f"Decoding {split} images")
+            if split == "train"
+            else encode_once(dataset, evaluation, (3, height, width), "float32", labels, f"Preparing {split} images")
             for split, dataset in data.splits.items()
         }
+
+    def batch_transform(self, processor, data):
+        args = self.cfg.data
+        mix = None
+        if args.mixup_alpha > 0 or args.cutmix_alpha > 0:
+            mix = BatchMix(
+                len(data.label_names), args.mixup_alpha, args.cutmix_alpha, args.mixup_prob, args.mixup_switch_prob
+            )
+        return BatchAugmentation(processor, args.augmentation, args.augmentation_min_scale, args.random_erasing, mix)
 
     def data_collator(self, processor):
         return collate_images

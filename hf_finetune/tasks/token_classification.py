@@ -35,6 +35,7 @@ class TokenClassification(Task):
     name = "token_classification"
     summary = "one tag per word (BIO/IOB2): named entities (CoNLL-2003), other word-level tags"
     pipeline_tag = "token-classification"
+    supports_label_smoothing = True  # Trainer's LabelSmoother skips the -100 positions
     example_input = '"Mark Twain left Hannibal for New York on a Monday in June 1853."'
     # `first`: a word's tag is its first sub-token's, as trained (`simple` also works; it groups sub-tokens
     # by their own tags, which only `label_all_subtokens` trains).

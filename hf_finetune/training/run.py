@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from transformers import EarlyStoppingCallback, set_seed
+from transformers.trainer_utils import TrainOutput
 
 from hf_finetune.engine.checkpoints import check_resumable, plan_resume, remove_incomplete
 from hf_finetune.engine.interruption import Interrupted
@@ -106,6 +107,7 @@ class RunSetup:
     extra_eval: dict  # extra evaluation sets a strategy added (dann: the labelled target domain)
     push: object  # HubPush or None
     blocks: list = field(default_factory=list)  # the plan's per-block summary, as training starts
+    fit_seconds: float = 0.0  # what `Strategy.before_training` took (the convex probe's fit)
 
 
 def run(cfg: RunConfig, data=None, callbacks: tuple = ()) -> RunResult:
@@ -176,9 +178,14 @@ def set_up(cfg: RunConfig, data=None) -> RunSetup:
         check_resumable(checkpoint, model, data.label_names)
     encoded = task.encode(data, processor)
     extra_eval = extra_evaluation_sets(strategies, task, data, processor, encoded, cfg.training)
-    return RunSetup(
+    fitting_started = time.time()
+    for strategy in strategies:  # the convex probe fits the head here (linear_probe, lp_ft)
+        strategy.before_training(model, task, data, processor)
+    setup = RunSetup(
         cfg, state, out, task, strategies, checkpoint, data, processor, model, plan, encoded, extra_eval, push
     )
+    setup.fit_seconds = time.time() - fitting_started
+    return setup
 
 
 def prepare_folder(setup: RunSetup) -> None:
@@ -213,6 +220,7 @@ def build_trainer(setup: RunSetup, callbacks: tuple):
         compute_metrics=task.compute_metrics(setup.data),
         callbacks=callbacks,
         loss_function=task.loss_function(setup.data),
+        batch_transform=task.batch_transform(setup.processor, setup.data),
     )
     # Effective batch = per-device batch x processes x accumulation steps: what the LR was tuned for.
     logger.info(
@@ -234,8 +242,14 @@ def train_model(setup: RunSetup, trainer):
     """Train (or resume), let the task finish, save the model: (output, seconds). Trainer reloads the best
     checkpoint (`StrategyTrainer._load_best_model`)."""
     started = time.time()
-    train_output = train_or_stop(trainer, setup.checkpoint, setup.cfg.run.resume, setup.out)
-    train_runtime = time.time() - started
+    if all(s.needs_training() for s in setup.strategies):
+        train_output = train_or_stop(trainer, setup.checkpoint, setup.cfg.run.resume, setup.out)
+    else:
+        logger.info("the head was fitted before training; no optimizer steps to take")
+        train_output = TrainOutput(0, 0.0, {})
+        trainer.evaluate()  # one point on the validation curve (step 0), as every trained run has its curve
+    train_runtime = time.time() - started + setup.fit_seconds  # a probe's fit is part of what training cost
+    trainer.use_ema_weights()  # with ema_decay: the (best checkpoint's) average becomes the model
     setup.task.after_training(trainer, setup.encoded, setup.data)
     trainer.save_model(str(setup.out))
     if trainer.is_world_process_zero():

@@ -240,14 +240,22 @@ class Comparison:
         write_json(self.out / COMPARE_JSON, self.result(rows))
         return rows
 
+    def title(self) -> str:
+        """The transfer report's title: the data and checkpoint the runs used (overrides change them), then the recipe."""
+        data, model = self.base.data, self.base.model
+        name = data.train_file or data.dataset_name  # a train file wins over dataset_name, as in loading
+        if not data.train_file and data.dataset_config_name:
+            name += f" ({data.dataset_config_name})"
+        sizes = ", ".join(f"{split} {len(ds):,}" for split, ds in self.data.splits.items())
+        return f"Transfer report: {name} ({sizes}) with {model.model_name_or_path}, recipe {self.recipe_path.stem}"
+
     def result(self, rows: list[dict]) -> dict:
         return {"recipe": str(self.recipe_path), "overrides": self.overrides, "methods": self.methods,
                 "fractions": self.fractions, "seeds": self.seeds, "pooling": self.pooling, "rows": rows}  # fmt: skip
 
     def write_report(self, rows: list[dict], metric: str = "accuracy", advice: str | None = None) -> Path:
         """The transfer report of these runs (`report.write_report`): report.md, report.html, curves."""
-        title = f"Transfer report: {self.recipe_path.stem}"
-        return write_report(self.out, rows, metric=metric, title=title, advice=advice)
+        return write_report(self.out, rows, metric=metric, title=self.title(), advice=advice)
 
 
 def scores_row(summary: dict, kind: str, recipe: str, train_time: float, trainable: int) -> dict:

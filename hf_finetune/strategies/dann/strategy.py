@@ -100,9 +100,15 @@ class Dann(Strategy):
         if cfg.run.task not in TASKS or cfg.data.multi_label:
             raise UserError(f"strategy dann is for single-label {' and '.join(TASKS)}, not {cfg.run.task}"
                             + (" with multi_label" if cfg.data.multi_label else ""))  # fmt: skip
-        if cfg.data.class_weights != "none" or cfg.training.label_smoothing_factor:
-            # Both replace the model's loss outside the model, where the unlabelled rows cannot be told apart.
-            raise UserError("strategy dann does not combine with class_weights or label_smoothing_factor; remove them")
+        if (
+            cfg.data.class_weights != "none"
+            or cfg.training.label_smoothing_factor
+            or cfg.data.mixup_alpha
+            or cfg.data.cutmix_alpha
+        ):
+            # All replace the model's loss outside the model, where the unlabelled rows cannot be told apart.
+            raise UserError("strategy dann does not combine with class_weights, label_smoothing_factor or "
+                            "mixup/cutmix; remove them")  # fmt: skip
         if cfg.training.train_sampling_strategy == "group_by_length":
             # Domains often differ in length (short -> long texts): length-sorted batches would be one domain each.
             cfg.training.train_sampling_strategy = "random"

@@ -1,0 +1,242 @@
+"""`hf-finetune export`: a trained model folder -> ONNX (fp32, optionally dynamic int8), checked, in one folder.
+
+Why `torch.onnx.export` (dynamo) and not optimum: `optimum-onnx` 0.1.0, the only release, requires
+transformers < 4.58, and this suite runs on transformers 5.x; `optimum` 2.x alone no longer exports. The
+dynamo exporter handles BERT-style and ViT graphs with dynamic batch and sequence axes, and onnxruntime's
+`quantize_dynamic` makes the int8 file (weights int8, activations quantised per batch at run time: no
+calibration data needed). See docs/deployment.md for the measured speed and accuracy.
+
+The export is written to `<out>.partial` and renamed at the end: a failed check leaves nothing at `out`.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from hf_finetune.data.images import to_rgb
+from hf_finetune.errors import UserError
+from hf_finetune.inference.backends import (
+    EXPORT_REPORT,
+    ONNX_FP32,
+    ONNX_INT8,
+    Loaded,
+    OnnxBackend,
+    TorchBackend,
+    check_model_folder,
+    head_kind,
+    is_export_folder,
+    load_preprocessors,
+    load_torch_model,
+)
+from hf_finetune.inference.image_inputs import open_image
+from hf_finetune.inference.parity import all_logits, main_metric, max_abs_diff, parity_rows
+from hf_finetune.inference.postprocess import model_kind
+from hf_finetune.inference.predictor import Predictor
+from hf_finetune.modeling.adapters import is_adapter_folder
+from hf_finetune.outputs import write_json
+from hf_finetune.tasks.multi_task import is_multitask_folder
+
+FORMATS = ("onnx",)
+QUANTIZATIONS = ("int8",)
+# fp32 ONNX against PyTorch: measured differences are ~1e-6 (MiniLM, ViT); 1e-3 still catches a wrong graph
+# (a missing mask, a dropped input) by orders of magnitude while allowing other kernels' summation order.
+DEFAULT_TOLERANCE = 1e-3
+MAX_INT8_DROP = 1.0  # points of the main metric int8 may lose against fp32 before it is refused
+OPSET = 18
+
+
+def check_request(folder: Path, out: Path, fmt: str, quantize: str | None) -> str:
+    """The head kind to export, after every check that costs nothing (before any model loads)."""
+    if fmt not in FORMATS:
+        raise UserError(f"unknown format '{fmt}'; supported: {', '.join(FORMATS)}")
+    if quantize not in (None, *QUANTIZATIONS):
+        raise UserError(f"unknown quantisation '{quantize}'; supported: {', '.join(QUANTIZATIONS)}")
+    if not folder.is_dir():
+        raise UserError(f"model folder {folder} does not exist")
+    if is_export_folder(folder):
+        raise UserError(f"{folder} is already an export; export the trained model folder it came from")
+    if is_multitask_folder(folder):
+        what = "multi-task"
+        raise UserError(f"{folder} is a {what} model, which export does not support yet; supported: text sequence "
+                        "classification, token classification and image classification models")  # fmt: skip
+    kind = head_kind(check_model_folder(folder), folder)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UserError(f"--out {out} already exists and is not empty; choose a new folder")
+    return kind
+
+
+def export_graph(model, example: dict, path: Path, image: bool) -> None:
+    """torch.onnx.export (dynamo) with a dynamic batch axis, and a dynamic sequence axis for text."""
+    import torch
+
+    batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence")
+    shapes = {name: ({0: batch} if image else {0: batch, 1: sequence}) for name in example}
+    tensors = {name: torch.as_tensor(value) for name, value in example.items()}
+    # "torchvision is not installed. Skipping torchvision::nms" and the like: true, and irrelevant here.
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporter's deprecation chatter is not the user's to act on
+        program = torch.onnx.export(
+            model.eval(), (), kwargs=tensors, dynamo=True, dynamic_shapes=shapes, input_names=list(tensors),
+            output_names=["logits"], opset_version=OPSET, verbose=False,
+        )  # fmt: skip
+    program.save(str(path))
+
+
+def example_inputs(predictor: Predictor, rows, kind: str) -> dict:
+    """Two parity rows as the model's input tensors (two, so batch is not specialised to 1)."""
+    if predictor.loaded.modality == "image":
+        images = [to_rgb(open_image(s)[0] or _blank()) for s in rows.inputs[:2]] * (2 if len(rows.inputs) < 2 else 1)
+        return {
+            "pixel_values": predictor.loaded.image_processor(images=images[:2], return_tensors="np")["pixel_values"]
+        }
+    texts = rows.inputs[:2] if len(rows.inputs) >= 2 else rows.inputs * 2
+    pairs = (rows.pairs[:2] if len(rows.pairs) >= 2 else rows.pairs * 2) if rows.pairs else None
+    encoded = predictor.loaded.tokenizer(*((texts, pairs) if pairs else (texts,)), truncation=True, padding=True,
+                                         max_length=predictor.max_length, is_split_into_words=kind == "token",
+                                         return_tensors="np")  # fmt: skip
+    names = [n for n in predictor.loaded.tokenizer.model_input_names if n in encoded]
+    return {n: encoded[n].astype(np.int64) for n in names}
+
+
+def _blank():
+    from PIL import Image
+
+    return Image.new("RGB", (32, 32))
+
+
+def quantize_int8(source: Path, target: Path) -> None:
+    """Dynamic int8: MatMul/Gemm weights (where transformer encoders spend their time) and embedding tables
+    (Gather: most of a small encoder's file) in int8; convolutions stay fp32, as ONNX Runtime's dynamic
+    int8 convolutions are slower than its fp32 ones on CPU."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic  # heavy optional dependency (`export` extra)
+
+    logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # its pre-processing hint
+    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8,
+                     op_types_to_quantize=["MatMul", "Gemm", "Gather"])  # fmt: skip
+
+
+def save_preprocessors(loaded: Loaded, staging: Path) -> None:
+    loaded.config.save_pretrained(staging)
+    (loaded.tokenizer or loaded.image_processor).save_pretrained(staging)
+
+
+def versions() -> dict:
+    import onnx
+    import onnxruntime
+    import torch
+    import transformers
+
+    return {"torch": torch.__version__, "transformers": transformers.__version__, "onnx": onnx.__version__,
+            "onnxruntime": onnxruntime.__version__}  # fmt: skip
+
+
+def timed_logits(predictor: Predictor, rows, problem: str):
+    started = time.perf_counter()
+    logits, encodings = all_logits(predictor, rows, problem)
+    return logits, encodings, time.perf_counter() - started
+
+
+def onnx_predictor(path: Path, like: Loaded, batch_size: int) -> Predictor:
+    loaded = Loaded(OnnxBackend(path, like.config), like.config, like.tokenizer, like.image_processor, path.parent)
+    return Predictor(loaded, batch_size, quiet=True)
+
+
+def check_fp32(reference: Predictor, staging: Path, rows, problem: str, tolerance: float) -> tuple[dict, list, object]:
+    """fp32 ONNX against PyTorch on the parity rows; a difference above `tolerance` stops the export."""
+    ref, encodings, torch_seconds = timed_logits(reference, rows, problem)
+    fp32 = onnx_predictor(staging / ONNX_FP32, reference.loaded, reference.batch_size)
+    logits, _, seconds = timed_logits(fp32, rows, problem)
+    diff = max_abs_diff(ref, logits)
+    if not diff <= tolerance:  # also catches NaN
+        raise UserError(f"the fp32 ONNX model's logits differ from PyTorch's by up to {diff:.3g} (tolerance "
+                        f"{tolerance:g}) on {len(rows.inputs)} rows of {rows.source}: the export is not faithful, "
+                        "nothing was written")  # fmt: skip
+    config = reference.loaded.config
+    name, torch_value = main_metric(problem, ref, encodings, rows, ref, config)
+    _, value = main_metric(problem, logits, encodings, rows, ref, config)
+    section = {"file": ONNX_FP32, "max_abs_logit_diff_vs_pytorch": diff, "tolerance": tolerance, "metric": name,
+               "pytorch": round(torch_value, 4), "onnx": round(value, 4),
+               "seconds": {"pytorch": round(torch_seconds, 3), "onnx": round(seconds, 3)}}  # fmt: skip
+    return section, ref, encodings
+
+
+def check_int8(reference: Predictor, staging: Path, rows, problem: str, fp32: dict, ref, encodings, accept: bool):
+    """Quantise, then score int8 on the same rows; a drop of more than MAX_INT8_DROP points refuses the file
+    (removed from the export) unless `accept`, which keeps it with a warning in the report and on stderr."""
+    quantize_int8(staging / ONNX_FP32, staging / ONNX_INT8)
+    int8 = onnx_predictor(staging / ONNX_INT8, reference.loaded, reference.batch_size)
+    logits, _, seconds = timed_logits(int8, rows, problem)
+    name, value = main_metric(problem, logits, encodings, rows, ref, reference.loaded.config)
+    drop = fp32["onnx"] - value
+    section = {"file": ONNX_INT8, "metric": name, "fp32": fp32["onnx"], "int8": round(value, 4), "drop_points":
+               round(drop, 4), "max_drop_points": MAX_INT8_DROP, "max_abs_logit_diff_vs_fp32": max_abs_diff(ref, logits),
+               "seconds": round(seconds, 3), "size_mb": round((staging / ONNX_INT8).stat().st_size / 2**20, 1),
+               "refused": False, "warning": None}  # fmt: skip
+    if drop > MAX_INT8_DROP:
+        message = (f"int8 loses {drop:.2f} points of {name} against fp32 ({value:.2f} vs {fp32['onnx']:.2f}) on "
+                   f"{len(rows.inputs)} rows of {rows.source}, more than {MAX_INT8_DROP:g}")  # fmt: skip
+        if accept:
+            section["warning"] = message + "; kept because --accept-int8-drop was given"
+            print(f"WARNING: {section['warning']}", file=sys.stderr)
+        else:
+            section["refused"] = message
+            (staging / ONNX_INT8).unlink()
+    return section
+
+
+def export_model(
+    model_dir: str, out: str, fmt: str = "onnx", quantize: str | None = None, data: str | None = None,
+    columns: dict | None = None, samples: int = 200, tolerance: float = DEFAULT_TOLERANCE,
+    accept_int8_drop: bool = False, batch_size: int = 32,
+) -> dict:  # fmt: skip
+    """Export, check and (optionally) quantise; returns the report written as export_report.json."""
+    folder, out = Path(model_dir).expanduser(), Path(out).expanduser()
+    kind = check_request(folder, out, fmt, quantize)
+    if samples < 2:
+        raise UserError(f"--samples must be at least 2, got {samples}")
+    tokenizer, processor = load_preprocessors(folder, image=kind == "image")
+    model = load_torch_model(folder, kind)
+    reference = Predictor(
+        Loaded(TorchBackend(model), model.config, tokenizer, processor, folder), batch_size, quiet=True
+    )
+    problem = model_kind(model.config)
+    rows = parity_rows(folder, problem, reference.loaded.modality, data, columns or {}, samples, model.config.id2label)
+    if len(rows.inputs) < 2:
+        raise UserError(f"{rows.source} gives {len(rows.inputs)} rows; the parity check needs at least 2 (pass --data)")
+    staging = out.with_name(out.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        save_preprocessors(reference.loaded, staging)
+        started = time.perf_counter()
+        export_graph(model, example_inputs(reference, rows, kind), staging / ONNX_FP32, image=kind == "image")
+        export_seconds = time.perf_counter() - started
+        fp32, ref, encodings = check_fp32(reference, staging, rows, problem, tolerance)
+        fp32["size_mb"] = round((staging / ONNX_FP32).stat().st_size / 2**20, 1)
+        int8 = (
+            check_int8(reference, staging, rows, problem, fp32, ref, encodings, accept_int8_drop) if quantize else None
+        )
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    report = {
+        "source_model": str(folder.resolve()), "adapters_merged": is_adapter_folder(folder), "format": fmt,
+        "head": kind, "problem": problem, "exporter": f"torch.onnx.export(dynamo=True, opset_version={OPSET})",
+        "dynamic_axes": ["batch"] if kind == "image" else ["batch", "sequence"], "input_names": list(
+            example_inputs(reference, rows, kind)), "parity_rows": {"count": len(rows.inputs), "source": rows.source,
+            "gold_labels": rows.gold is not None}, "fp32": fp32, "int8": int8, "export_seconds": round(export_seconds, 1),
+        "versions": versions(), "created_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }  # fmt: skip
+    write_json(staging / EXPORT_REPORT, report)
+    if out.exists():
+        out.rmdir()  # empty (checked above)
+    staging.rename(out)
+    return report
