@@ -16,6 +16,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+import torch
 import yaml
 from conftest import REPO, run_cli
 from optuna.trial import TrialState
@@ -38,6 +39,7 @@ def recipe(tmp_path_factory, minilm_dir) -> Path:
     folder = tmp_path_factory.mktemp("tiny_bert")
     tokenizer = AutoTokenizer.from_pretrained(minilm_dir)
     config = AutoConfig.for_model("bert", vocab_size=tokenizer.vocab_size, num_labels=4, **TINY)
+    torch.manual_seed(0)  # the same random model every session: which trial is worse must not depend on the draw
     AutoModelForSequenceClassification.from_config(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     values = {
@@ -78,7 +80,8 @@ def test_a_three_trial_study_prunes_a_huge_learning_rate_and_writes_a_runnable_b
     assert code == 0
     study = load_study(out)
     states = [t.state for t in study.trials]
-    assert states == [TrialState.COMPLETE, TrialState.COMPLETE, TrialState.PRUNED]
+    assert states == [TrialState.COMPLETE, TrialState.COMPLETE, TrialState.PRUNED], [
+        (t.state, t.value, t.intermediate_values) for t in study.trials]
     pruned = Path(study.trials[2].user_attrs["folder"])
     marker = json.loads((pruned / "trial_pruned.json").read_text())
     assert marker["reason"].startswith("pruned at epoch 1")
