@@ -81,7 +81,8 @@ def test_a_three_trial_study_prunes_a_huge_learning_rate_and_writes_a_runnable_b
     study = load_study(out)
     states = [t.state for t in study.trials]
     assert states == [TrialState.COMPLETE, TrialState.COMPLETE, TrialState.PRUNED], [
-        (t.state, t.value, t.intermediate_values) for t in study.trials]
+        (t.state, t.value, t.intermediate_values) for t in study.trials
+    ]
     pruned = Path(study.trials[2].user_attrs["folder"])
     marker = json.loads((pruned / "trial_pruned.json").read_text())
     assert marker["reason"].startswith("pruned at epoch 1")
