@@ -40,8 +40,8 @@ def one_line_error(code: int, err: str, *fragments: str) -> None:
 # --- recipes and launch configs as package data ---
 
 
-def test_twenty_variants_name_their_base_and_state_only_what_differs():
-    assert len(VARIANTS) == 20
+def test_strategy_variants_name_their_base_and_state_only_what_differs():
+    assert len(VARIANTS) >= 20  # the 20 the issue counted, plus those added since (lp_ft, regularised)
     for name in VARIANTS:
         raw = yaml.safe_load(resolve_recipe_path(name).read_text())
         base = raw.pop("base")
