@@ -255,7 +255,7 @@ def test_tensorboard_and_trackio_write_their_local_stores(tmp_path):
 
     env = {**OFFLINE, "TRACKIO_DIR": str(tmp_path / "trackio")}
     result = subprocess.run(
-        [sys.executable, "-m", "hf_finetune", "train", "--config", "fortunes_topics_linear_probe", *TINY,
+        [sys.executable, "-m", "hf_finetune", "train", "--config", "fortunes_topics_linear_probe", *TINY, "--linear_probe_solver", "sgd",
          "--logging_steps", "1", "--report_to", "tensorboard,trackio", "--project", "lib-test", "--run_name", "tiny",
          "--output_dir", str(tmp_path / "run")],
         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=900,
