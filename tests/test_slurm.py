@@ -129,6 +129,11 @@ def test_every_node_runs_accelerate_launch_with_its_rank_and_the_main_address(sl
     assert not [e for e in entries(slurm["log"]) if "scontrol" in e]  # finished: no requeue
 
 
+# Steps to train: the stand-in sends SIGTERM once checkpoint-2 is complete (polling every 0.5 s) and the run
+# stops after the step it is in; on a quiet machine a few more 50 ms steps pass first, so the limit leaves room.
+MAX_STEPS = 12
+
+
 @pytest.mark.slow
 def test_a_job_stopped_before_its_time_limit_requeues_itself_and_the_second_start_resumes(
     slurm, tmp_path, fortunes_csv
@@ -141,7 +146,7 @@ def test_a_job_stopped_before_its_time_limit_requeues_itself_and_the_second_star
     }  # fmt: skip
     recipe = [
         *csv_recipe_args(fortunes_csv["train"]), "--max_train_samples", "48", "--max_eval_samples", "16",
-        "--max_steps", "4", "--per_device_train_batch_size", "4", "--max_seq_length", "32",
+        "--max_steps", str(MAX_STEPS), "--per_device_train_batch_size", "4", "--max_seq_length", "32",
         "--eval_strategy", "no", "--save_strategy", "steps", "--save_steps", "2", "--load_best_model_at_end", "false",
         "--logging_steps", "1",
     ]  # fmt: skip
@@ -151,13 +156,13 @@ def test_a_job_stopped_before_its_time_limit_requeues_itself_and_the_second_star
     assert [e["scontrol"] for e in entries(slurm["log"]) if "scontrol" in e] == [["requeue", "4242"]]
     assert not (out / "run_complete.json").exists()
     stopped_at = max(int(p.name.split("-")[1]) for p in out.glob("checkpoint-*"))
-    assert 2 <= stopped_at < 4
+    assert 2 <= stopped_at < MAX_STEPS
 
     second = sbatch({**env, "SLURM_RESTART_COUNT": "1"}, *recipe)  # what SLURM runs after the requeue
     assert second.returncode == 0, second.stderr[-3000:]
     assert f"resuming from {out / f'checkpoint-{stopped_at}'}" in second.stderr
     assert "restart 1" in second.stdout
     state = read_json(out / "trainer_state.json")
-    assert state["global_step"] == 4 and (out / "run_complete.json").is_file()
-    assert [e["step"] for e in state["log_history"] if "loss" in e] == [1, 2, 3, 4]
+    assert state["global_step"] == MAX_STEPS and (out / "run_complete.json").is_file()
+    assert [e["step"] for e in state["log_history"] if "loss" in e] == list(range(1, MAX_STEPS + 1))
     assert len([e for e in entries(slurm["log"]) if "scontrol" in e]) == 1  # finished: not requeued again
