@@ -18,6 +18,7 @@ import pytest
 from conftest import csv_recipe_args, read_json, run_cli
 
 from hf_finetune.cli import main
+from hf_finetune.training.record import METRIC_IDS
 
 FAKE_TOKEN = "hf_FakeTokenQx7Vb2Zp9Lm4Kd8Wr3Ty6Nc1Hs5"
 REPO = "me/fortunes-topics"
@@ -226,11 +227,11 @@ def test_regenerated_card_metadata_matches_metrics_and_its_example_runs(trained_
         assert card.data.base_model == "sentence-transformers/all-MiniLM-L6-v2"
         assert card.data.library_name == "transformers"
         assert card.data.pipeline_tag == "text-classification"
-        assert "strategy:full" in card.data.tags
+        assert "strategy-full" in card.data.tags
         metrics = read_json(trained_run / "metrics.json")["metrics"]
         reported = {(r.dataset_split, r.metric_type): r.metric_value for r in card.data.eval_results}
-        expected = {
-            (split, key): round(values[key], 4)
+        expected = {  # metric types as `evaluate` ids (`macro_f1` is `f1` with average macro)
+            (split, METRIC_IDS[key][0]): round(values[key], 4)
             for split, values in metrics.items()
             for key in ("accuracy", "macro_f1", "macro_precision", "macro_recall")
         }
@@ -264,7 +265,7 @@ def test_adapter_run_is_pushed_as_peft_with_a_working_example(fortunes_csv, mini
         card = ModelCard.load(staged / "README.md")
         assert card.data.library_name == "peft"
         assert card.data.base_model == "sentence-transformers/all-MiniLM-L6-v2"
-        assert "strategy:lora" in card.data.tags
+        assert "strategy-lora" in card.data.tags
         assert "PeftModel.from_pretrained" in card.text and "hf download me/fortunes-lora" in card.text
         # The peft example, with the Hub ids pointed at the staged folder and the packaged base checkpoint.
         peft_code = re.findall(r"```python\n(.*?)```", card.text, flags=re.S)[0]
@@ -304,7 +305,7 @@ def test_push_to_hub_pushes_once_and_the_token_is_written_nowhere(
     assert hub.call("create_repo")["private"] is True
     (upload,) = hub.uploads
     assert upload["repo_id"] == "me/fortunes-pushed" and upload["revision"] == "exp1"
-    assert upload["files"] == FULL_MODEL_FILES
+    assert upload["files"] == [f for f in FULL_MODEL_FILES if f != "test_results.json"]  # this run has no test split
 
     recipe = (out / "run_config.yaml").read_text()
     assert "push_to_hub: true" in recipe and "hub_model_id: me/fortunes-pushed" in recipe
