@@ -34,7 +34,8 @@ PY
 
 step "hf-finetune --version, recipes, launch-config"
 hf-finetune --version
-hf-finetune recipes | tee recipes.txt | head -3
+hf-finetune recipes > recipes.txt   # not `| head`: under pipefail its early close kills the writer (exit 141)
+head -3 recipes.txt
 grep -q '^fortunes_topics_lora ' recipes.txt
 test -f "$(hf-finetune launch-config cpu_ddp)"
 
