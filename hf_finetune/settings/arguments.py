@@ -25,6 +25,7 @@ from hf_finetune.settings.conventions import check_report_to, split_report_to
 from hf_finetune.settings.ignored import refuse_ignored_training_flags
 from hf_finetune.settings.launch import check_launch_environment, run_on_cpu_without_accelerators
 from hf_finetune.settings.packaged import is_packaged
+from hf_finetune.settings.precision import PRECISIONS, resolve_training_precision
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 # Shipped as package data, so an installed wheel finds them: recipes grouped by data set
@@ -255,7 +256,7 @@ class DataArguments:
     random_erasing: float = field(
         default=0.0,
         metadata={
-            "help": "Training images: probability of erasing a random rectangle (2-33% of the area) after "
+            "help": "Training images: probability of erasing a random rectangle (2-33%% of the area) after "
             "normalisation (https://arxiv.org/abs/1708.04896; timm's `--reprob`, 0.25 in its recipes). 0: off."
         },
     )
@@ -377,7 +378,9 @@ class StrategyArguments:
 
 # Fields FinetuneTrainingArguments adds to TrainingArguments (every other field it declares only
 # changes a TrainingArguments default).
-OWN_TRAINING_FIELDS = frozenset({"auto_batch_size", "ema_decay", "ema_warmup"})
+OWN_TRAINING_FIELDS = frozenset({"auto_batch_size", "ema_decay", "ema_warmup", "precision"})
+# Recorded in run_config.yaml even when equal to the default: what the run ran in must be in its record.
+ALWAYS_RECORDED = frozenset({"output_dir", "precision"})
 
 
 @dataclass
@@ -453,6 +456,16 @@ class FinetuneTrainingArguments(TrainingArguments):
             "continues from); `all_checkpoints` each checkpoint to its own folder."
         },
     )
+    precision: str = field(
+        default="auto",
+        metadata={
+            "help": "Arithmetic for training, evaluation and prediction: auto (bf16 on GPUs that have it, else fp16; "
+            "bf16 autocast on CPUs with native bf16 where a cached matmul probe shows it pays, else fp32), fp32, "
+            "bf16 or fp16 (GPUs only). Weights stay fp32. --bf16/--fp16 and a launch config's mixed_precision "
+            "count as explicit choices; $HF_FINETUNE_PRECISION pins what auto means.",
+            "choices": list(PRECISIONS),
+        },
+    )
     auto_batch_size: bool = field(
         default=False,
         metadata={
@@ -488,6 +501,7 @@ class FinetuneTrainingArguments(TrainingArguments):
         check_report_to(self.report_to)
         check_launch_environment(self)
         run_on_cpu_without_accelerators(self)
+        self.precision_choice = resolve_training_precision(self)  # sets bf16/fp16 for Trainer
         if self.auto_batch_size:  # the search is Trainer's; `StrategyTrainer` keeps the effective batch
             self.auto_find_batch_size = True
         super().__post_init__()
@@ -531,7 +545,7 @@ class RunConfig:
             if not f.init or f.name in SECRET_FIELDS:
                 continue
             value = _plain(getattr(self.training, f.name))
-            if f.name == "output_dir" or value != defaults.get(f.name):
+            if f.name in ALWAYS_RECORDED or value != defaults.get(f.name):
                 out[f.name] = value
         return out
 

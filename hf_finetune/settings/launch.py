@@ -23,7 +23,6 @@ def _env_flag(name: str) -> bool:
 def launched_with(training_args) -> dict[str, bool]:
     """The launch choices that need hardware or optional packages, from the flags and the launcher."""
     return {
-        "fp16": bool(training_args.fp16) or os.environ.get("ACCELERATE_MIXED_PRECISION") == "fp16",
         "deepspeed": bool(training_args.deepspeed) or _env_flag("ACCELERATE_USE_DEEPSPEED"),
         "fsdp": bool(training_args.fsdp) or _env_flag("ACCELERATE_USE_FSDP"),
     }
@@ -39,14 +38,7 @@ def check_launch_environment(training_args) -> None:
             f"this launch config uses DeepSpeed, which is not installed; install the extra ({INSTALL_DEEPSPEED}) "
             "or launch with accelerate_configs/multi_gpu.yaml"
         )
-    if not gpu:
-        # fp16 autocast does run on some CPUs, but slowly and with loss scaling meant for GPUs:
-        # a run that asked for a GPU precision on a machine without one is a launch mistake.
-        if wanted["fp16"]:
-            raise UserError(
-                "fp16 mixed precision needs a CUDA GPU and this machine has none; use --bf16 (supported on "
-                "CPUs) or launch with accelerate_configs/cpu.yaml"
-            )
+    if not gpu:  # (fp16 on a CPU is refused where the precision is chosen: settings/precision.py)
         for name, label in (("fsdp", "FSDP"), ("deepspeed", "DeepSpeed")):
             if wanted[name]:
                 raise UserError(

@@ -176,6 +176,9 @@ def card_body(cfg, task, summary: dict, base_model: str | None, model_name: str,
     notes = "".join(f"\n- {note}" for note in summary.get("notes", []))
     sizes = ", ".join(f"{split} {n}" for split, n in summary["data_sizes"].items())
     inputs = ", ".join(f"{kind}=`{column}`" for kind, column in task.input_columns())
+    precision = summary.get("precision", "not recorded")
+    if summary.get("precision_reason"):
+        precision += f" ({summary['precision_requested']}: {summary['precision_reason']})"
     return f"""
 # {model_name}
 
@@ -190,6 +193,7 @@ Fine-tuned from `{cfg.model.model_name_or_path}`{f" (`{base_model}`)" if base_mo
 - Trainable parameters: {trainable:,} of {total:,} ({100 * trainable / max(total, 1):.1f}%)
 - Learning rate {cfg.training.learning_rate}, {cfg.training.num_train_epochs:g} epochs, batch {cfg.training.per_device_train_batch_size} per device, seed {cfg.training.seed}
 - Hardware: {summary.get("hardware", "not recorded")}
+- Precision: {precision}
 - Training time: {summary["train_runtime"]:.0f} s{notes}
 
 Parameters per block (embeddings, transformer blocks bottom to top, head) and their learning rates:

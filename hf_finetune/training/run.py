@@ -26,6 +26,7 @@ from hf_finetune.engine.checkpoints import check_resumable, plan_resume, remove_
 from hf_finetune.engine.interruption import Interrupted
 from hf_finetune.evaluation.plots import save_loss_curves_png
 from hf_finetune.modeling.adapters import is_adapter_folder, save_adapter_config
+from hf_finetune.modeling.attention import attention_for, use_attention
 from hf_finetune.outputs import (
     METRICS,
     RUN_CONFIG,
@@ -37,6 +38,7 @@ from hf_finetune.outputs import (
     write_json,
 )
 from hf_finetune.settings.arguments import RunConfig, write_run_config
+from hf_finetune.settings.hardware import cpu_info
 from hf_finetune.strategies.plan import TransferPlan, format_summary, resolve_strategies, unwrap_peft
 from hf_finetune.tasks import TASKS
 from hf_finetune.training.hub import keep_trainer_from_pushing, push_folder, push_settings
@@ -155,6 +157,7 @@ def set_up(cfg: RunConfig, data=None) -> RunSetup:
     # Trainer uses the same one. A bare PartialState() here could pin another.
     state = cfg.training.distributed_state
     setup_logging(state.is_main_process)
+    logger.info("precision %s", cfg.training.precision_choice.describe())
     out = Path(cfg.training.output_dir)
     check_output_dir(out, cfg.run.overwrite_output_dir)
     check_writable(out)
@@ -170,6 +173,8 @@ def set_up(cfg: RunConfig, data=None) -> RunSetup:
     logger.info("data %s: %s; %d labels: %s", data.source, sizes, len(data.label_names), ", ".join(data.label_names))
     processor = task.load_processor()
     model, new_keys = task.load_model(data.label_names)
+    if switched := use_attention(model, attention_for(cfg.training.precision, cfg.training.device.type)):
+        logger.info("eager attention for %s: faster than SDPA under CPU bf16 (modeling/attention.py)", switched[0])
     for strategy in strategies:
         model = strategy.prepare_model(model, new_keys)
     plan = TransferPlan(strategies, model, new_keys, distributed=state.num_processes > 1)
@@ -297,6 +302,7 @@ def run_summary(setup: RunSetup, trainer, metrics, extra_metrics, baseline, trai
         "train_runtime": train_runtime,
         "baseline": baseline,
         "hardware": describe_hardware(trainer, setup.state),
+        **precision_record(setup.cfg.training.precision_choice),
         **setup.task.summary_extras(setup.data),
         **training_record(trainer),  # hyper-parameters, per-epoch results, framework versions (the card's)
     }
@@ -342,9 +348,14 @@ def bytes_to_save(model) -> int:
     return 2 * saved + 2 * trainable
 
 
+def precision_record(choice) -> dict:
+    """What metrics.json and the card say about the arithmetic: chosen, asked for, and why."""
+    return {"precision": choice.precision, "precision_requested": choice.requested, "precision_reason": choice.reason}
+
+
 def describe_hardware(trainer, state) -> str:
-    """For the model card: `1 process on CPU (2 cores), fp32`, `2 processes on CPU (2 cores), gloo, fp32`,
-    `4 processes on NVIDIA H100 80GB HBM3, nccl, bf16`."""
+    """For the model card: `1 process on CPU (Intel(R) Xeon(R) Processor, 2 cores; avx2 avx512f), fp32`,
+    `2 processes on CPU (..., 2 cores; avx2), gloo, fp32`, `4 processes on NVIDIA H100 80GB HBM3, nccl, bf16`."""
     import torch
 
     device = trainer.args.device
@@ -352,7 +363,8 @@ def describe_hardware(trainer, state) -> str:
         name = torch.cuda.get_device_name(device)
     elif device.type == "cpu":
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        name = f"CPU ({cores} cores)"
+        cpu = cpu_info()  # the flags decide which kernels ran, so they belong with every number
+        name = f"CPU ({cpu.model}, {cores} cores; {' '.join(cpu.flags) or 'no AVX2'})"
     else:
         name = device.type.upper()
     n = state.num_processes
