@@ -11,6 +11,9 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# `precision: auto` is bf16 on CPUs with native bf16 and fp32 elsewhere, and CI machines differ: pinned, every
+# result below is the same on every machine. tests/test_precision.py lifts the pin to test auto itself.
+os.environ.setdefault("HF_FINETUNE_PRECISION", "fp32")
 
 import pytest  # noqa: E402
 

@@ -68,9 +68,9 @@ def predict_images(args, folder: Path) -> list[dict]:
         predictor = ClassicalPredictor(folder, trust=args.trust_model, batch_size=args.batch_size)
         predictions = through_chunks(predictor.predict, inputs.sources)
     else:
-        predictions = Predictor(load_for_inference(str(folder), int8=args.int8), args.batch_size).predict_images(
-            inputs.sources
-        )
+        predictions = Predictor(
+            load_for_inference(str(folder), int8=args.int8, precision=args.precision), args.batch_size
+        ).predict_images(inputs.sources)
     return [{"image": name, **p} for name, p in zip(inputs.names, predictions, strict=True)]
 
 
@@ -87,7 +87,9 @@ def predict_texts(args, folder: Path) -> list[dict]:
     elif is_classical_folder(folder):
         predictions = ClassicalPredictor(folder, trust=args.trust_model, batch_size=args.batch_size).predict(texts)
     else:
-        predictor = Predictor(load_for_inference(str(folder), int8=args.int8), args.batch_size)
+        predictor = Predictor(
+            load_for_inference(str(folder), int8=args.int8, precision=args.precision), args.batch_size
+        )
         predictions = predictor.predict_texts(texts, pairs)
     return [
         {"text": t, **({"text_pair": pairs[i]} if pairs else {}), **p}
@@ -152,11 +154,11 @@ def run_evaluate(args) -> dict:
                         "score new data with `hf-finetune predict --task NAME`")  # fmt: skip
     if is_classical_folder(folder):
         return evaluate_classical(args, folder)
-    predictor = Predictor(load_for_inference(str(folder), int8=args.int8), args.batch_size)
+    predictor = Predictor(load_for_inference(str(folder), int8=args.int8, precision=args.precision), args.batch_size)
     columns = {k: getattr(args, k) for k in ("text_column", "text_pair_column", "label_column", "tokens_column",
                                              "tags_column")}  # fmt: skip
     columns["image_column"] = image_columns(args)
-    return evaluate_path(predictor, args.data, columns, split=args.split)
+    return {**evaluate_path(predictor, args.data, columns, split=args.split), "engine": predictor.loaded.backend.engine}
 
 
 def export_command(argv: list[str]) -> int:

@@ -9,6 +9,7 @@ from hf_finetune.cli.common import model_parser
 from hf_finetune.cli.deploy_commands import export_command, run_evaluate, run_predict
 from hf_finetune.errors import EXIT_OK
 from hf_finetune.outputs import write_json
+from hf_finetune.settings.precision import PRECISIONS
 
 
 def inference_parser(command: str) -> argparse.ArgumentParser:
@@ -19,6 +20,11 @@ def inference_parser(command: str) -> argparse.ArgumentParser:
     parser.add_argument("--split", default="test", help="Image models given a data set: the split to read.")
     parser.add_argument("--batch_size", "--batch-size", type=int, default=32)
     parser.add_argument("--int8", action="store_true", help="Export folders: run model_int8.onnx instead of fp32.")
+    parser.add_argument(
+        "--precision", default="auto", choices=PRECISIONS,
+        help="PyTorch model folders: auto (what training would choose on this machine: bf16 autocast on CPUs with "
+        "native bf16, unless the model's run asked for fp32), fp32, bf16 or fp16 (GPUs).",
+    )  # fmt: skip
     return parser
 
 

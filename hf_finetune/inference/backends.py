@@ -15,7 +15,9 @@ import numpy as np
 
 from hf_finetune.errors import UserError
 from hf_finetune.modeling.adapters import is_adapter_folder, load_adapter_model
+from hf_finetune.modeling.attention import attention_for, use_attention
 from hf_finetune.modeling.loading import check_checkpoint_folder
+from hf_finetune.settings.precision import PrecisionChoice, check_precision, resolve_auto
 
 EXPORT_REPORT = "export_report.json"
 ONNX_FP32, ONNX_INT8 = "model.onnx", "model_int8.onnx"
@@ -36,21 +38,41 @@ def thread_count() -> int:
 
 
 class TorchBackend:
-    """A transformers model in eval mode under `torch.inference_mode` (no autograd bookkeeping at all)."""
+    """A transformers model in eval mode under `torch.inference_mode` (no autograd bookkeeping at all), in fp32
+    or under bf16/fp16 autocast (`precision`): the same arithmetic training chose on this machine."""
 
-    engine = "pytorch"
-
-    def __init__(self, model):
-        self.model = model.eval()
+    def __init__(self, model, precision: str = "fp32"):
+        self.model, self.precision = model.eval(), precision
         self.config = model.config
+        self.device = next(self.model.parameters()).device
+        use_attention(self.model, attention_for(precision, self.device.type))
+        self.engine = "pytorch" if precision == "fp32" else f"pytorch {precision}"
 
     def __call__(self, inputs: dict) -> np.ndarray:
         import torch
 
-        device = next(self.model.parameters()).device
-        with torch.inference_mode():
-            tensors = {k: torch.as_tensor(np.asarray(v)).to(device) for k, v in inputs.items()}
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
+        with torch.inference_mode(), torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
+            tensors = {k: torch.as_tensor(np.asarray(v)).to(self.device) for k, v in inputs.items()}
             return self.model(**tensors).logits.float().cpu().numpy()
+
+
+def inference_precision(requested: str, folder: Path) -> PrecisionChoice:
+    """`requested` for predicting with `folder`'s model on this machine. `auto` follows the machine, as training
+    does, except where the run that trained the model pinned fp32 (a recipe whose accuracy bf16 costs)."""
+    check_precision(requested, "--precision")
+    if requested == "auto" and trained_precision_request(folder) == "fp32":
+        return PrecisionChoice("fp32", "auto", "the run that trained this model asked for fp32")
+    return resolve_auto(requested)
+
+
+def trained_precision_request(folder: Path) -> str | None:
+    """What the training run asked for (metrics.json `precision_requested`); None for folders from elsewhere."""
+    metrics = folder / "metrics.json"
+    try:
+        return json.loads(metrics.read_text(encoding="utf-8")).get("precision_requested")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 class OnnxBackend:
@@ -139,13 +161,17 @@ def load_torch_model(folder: Path, kind: str):
     return auto.from_pretrained(str(folder))
 
 
-def load_for_inference(model_dir: str, int8: bool = False) -> Loaded:
-    """A trained model folder (PyTorch) or an export folder (ONNX Runtime; `int8`: its quantised file)."""
+def load_for_inference(model_dir: str, int8: bool = False, precision: str = "auto") -> Loaded:
+    """A trained model folder (PyTorch, in `precision`: see `inference_precision`) or an export folder (ONNX
+    Runtime; `int8`: its quantised file; `precision` other than auto is refused, the graph fixes it)."""
     from transformers import AutoConfig
 
     folder = Path(model_dir).expanduser()
     config_dict = check_model_folder(folder)
     kind = head_kind(config_dict, folder)
+    if is_export_folder(folder) and precision not in ("auto", "fp32"):
+        raise UserError(f"{folder} is an ONNX export (fp32, or int8 with --int8); --precision {precision} is for "
+                        "PyTorch model folders")  # fmt: skip
     tokenizer, processor = load_preprocessors(folder, image=kind == "image")
     if is_export_folder(folder):
         path = folder / (ONNX_INT8 if int8 else ONNX_FP32)
@@ -155,5 +181,6 @@ def load_for_inference(model_dir: str, int8: bool = False) -> Loaded:
     else:
         if int8:
             raise UserError(f"--int8 reads an export folder's {ONNX_INT8}; {folder} is a PyTorch model folder")
-        backend = TorchBackend(load_torch_model(folder, kind))
+        choice = inference_precision(precision, folder)
+        backend = TorchBackend(load_torch_model(folder, kind), choice.precision)
     return Loaded(backend, backend.config, tokenizer, processor, folder)
