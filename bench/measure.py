@@ -1,4 +1,5 @@
-"""What the harness measures, as small pure functions: tokens and padding, peak memory, MFU.
+"""What the harness measures, as small pure functions: tokens and padding, peak memory, MFU, and the
+share of this CPU's measured matmul peak a training run achieved (the CPU analogue of MFU).
 
 Padding is the main cost a batching strategy controls: a batch padded to its longest member
 computes on `batch x longest` positions whatever the real lengths are. "Real" tokens are the
@@ -20,6 +21,9 @@ PEAK_BF16_FLOPS = {
     "L4": 121e12,
     "A10G": 70e12,
 }
+# The bench's CPU peak probe: square matmuls large enough to run oneDNN's best kernels at full rate (2 x 2048^3 =
+# 17 GFLOP a call), timed for about a second each, so the best call is the machine's rate and not a warm-up's.
+PEAK_PROBE_SIZE, PEAK_PROBE_SECONDS = 2048, 1.0
 
 
 def batch_token_counts(batch) -> tuple[int, int]:
@@ -65,3 +69,32 @@ def device_peak_flops() -> tuple[str, float] | None:
         if key in name:
             return name, PEAK_BF16_FLOPS[key]
     return None
+
+
+def model_shape(model) -> dict:
+    """Non-embedding parameters, layers and hidden size: what the training FLOPs per token are made of."""
+    config = model.config
+    return {
+        "non_embedding_params": non_embedding_parameters(model),
+        "n_layers": config.num_hidden_layers,
+        "hidden_size": config.hidden_size,
+    }
+
+
+def training_flops_per_token(non_embedding_params: int, n_layers: int, seq_len: float, hidden: int) -> float:
+    """FLOPs one token costs in a training step: 6 x N for the weights (2 forward, 4 backward), plus attention.
+
+    Attention's scores (QK^T) and its weighted sum (AV) cost 2 x seq_len x hidden FLOPs each per token and
+    layer forward, 2 x 2 x n_layers x seq_len x hidden; backward twice that, so 6 x 2 x n_layers x seq_len x
+    hidden in all. `seq_len` is the average padded length: per-batch lengths would weigh long batches more
+    (attention grows with length squared), but at MiniLM's ~40-128 tokens against 384 hidden and 11M
+    weights the attention term is 1-2% of the total, so the average is close enough."""
+    return 6 * non_embedding_params + 6 * 2 * n_layers * seq_len * hidden
+
+
+def cpu_peak_flops(size: int = PEAK_PROBE_SIZE, seconds: float = PEAK_PROBE_SECONDS) -> dict[str, float]:
+    """This CPU's dense matmul FLOP/s in fp32 and bf16, measured now (not the precision resolver's cached
+    smaller probe: the bench wants the peak of the machine as it is during this invocation)."""
+    from hf_finetune.settings.hardware import matmul_rate
+
+    return {dtype: matmul_rate(dtype, size, seconds) for dtype in ("fp32", "bf16")}

@@ -1,9 +1,11 @@
-"""Text configurations: three plain-Trainer set-ups and our pipeline (full fine-tuning and LoRA).
+"""Text configurations: four plain-Trainer set-ups and our pipeline (full fine-tuning and LoRA).
 
-All five train the packaged all-MiniLM-L6-v2 on the same 4-topic fortunes samples (our own data
+All six train the packaged all-MiniLM-L6-v2 on the same 4-topic fortunes samples (our own data
 loader, so the same validation hold-out and the same training subset), with the demo recipe's
 learning rate, batch, epochs, sequence length and seed, and are scored on the same test split.
 The plain set-ups evaluate nothing and save nothing while training, as `run_glue.py` does by default.
+One of them passes `--bf16`, what a plain user could turn on: autocast over transformers' default SDPA
+attention, against ours, which resolves `precision: auto` (bf16 with eager attention on a CPU with native bf16).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from bench.clock import TrainClock
+from bench.measure import model_shape
 from bench.plain import train_plain
 
 RECIPE = "fortunes_topics"
@@ -51,7 +54,8 @@ def real_tokens_per_epoch(tokenizer, texts: list[str], max_length: int) -> int:
 
 
 def plain_trainer(name: str, sizes: dict) -> dict:
-    """`run_glue`: pad to max_length, random batches; `dynamic`: pad per batch; `dynamic_grouped`: + length grouping."""
+    """`run_glue`: pad to max_length, random batches; `dynamic`: pad per batch; `dynamic_grouped`: + length
+    grouping; `dynamic_grouped_bf16`: + `--bf16` (TrainingArguments(bf16=True), on the CPU too)."""
     import torch
     from transformers import (
         AutoModelForSequenceClassification,
@@ -78,6 +82,7 @@ def plain_trainer(name: str, sizes: dict) -> dict:
         resolve_checkpoint(cfg.model.model_name_or_path), num_labels=len(data.label_names)
     )
     collator = default_data_collator if name == "run_glue" else DataCollatorWithPadding(tokenizer)
+    precision = "bf16" if name == "dynamic_grouped_bf16" else "fp32"
     trainer, metrics, accuracy, clock = train_plain(
         cfg,
         model,
@@ -86,7 +91,8 @@ def plain_trainer(name: str, sizes: dict) -> dict:
         collator,
         logging_steps=10,
         include_num_input_tokens_seen="all",
-        train_sampling_strategy="group_by_length" if name == "dynamic_grouped" else "random",
+        train_sampling_strategy="group_by_length" if name.startswith("dynamic_grouped") else "random",
+        bf16=precision == "bf16",
     )
     return {
         "train_runtime": metrics["train_runtime"],
@@ -95,7 +101,8 @@ def plain_trainer(name: str, sizes: dict) -> dict:
         * cfg.training.num_train_epochs,
         "padded_tokens": trainer.state.num_input_tokens_seen,
         "test_accuracy": accuracy,
-        "non_embedding_params": _non_embedding(model),
+        "precision": precision,
+        **model_shape(model),
         **clock.row(),
     }
 
@@ -120,7 +127,8 @@ def ours(name: str, sizes: dict) -> dict:
         * epochs,
         "padded_tokens": state["num_input_tokens_seen"],
         "test_accuracy": result.metrics["test"]["accuracy"],
-        "non_embedding_params": _non_embedding(result.model),
+        "precision": summary["precision"],  # what the run resolved `precision: auto` to
+        **model_shape(result.model),
         **clock.row(),
     }
     if name == "ours_lora":
@@ -138,16 +146,11 @@ def _mb(path: Path) -> float:
     return path.stat().st_size / 2**20
 
 
-def _non_embedding(model) -> int:
-    from bench.measure import non_embedding_parameters
-
-    return non_embedding_parameters(model)
-
-
 CONFIGS = {
     "run_glue": ("(1) plain Trainer, run_glue.py style: pad to 128, random batches", plain_trainer, False),
     "dynamic": ("(2) plain Trainer, dynamic padding (DataCollatorWithPadding)", plain_trainer, False),
     "dynamic_grouped": ("(2b) plain Trainer, dynamic padding + group_by_length", plain_trainer, False),
+    "dynamic_grouped_bf16": ("(2c) plain Trainer, dynamic padding + group_by_length, --bf16", plain_trainer, False),
     "ours": ("(3) hf_finetune default (fortunes_topics recipe)", ours, True),
     "ours_lora": ("(4) hf_finetune LoRA (fortunes_topics_lora recipe)", ours, True),
 }

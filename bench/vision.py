@@ -8,6 +8,7 @@ with augmentation the way transformers' `run_image_classification.py` example ap
 in the dataset transform; kornia here, as torchvision's wheels do not load with this CPU torch), and
 with the image processor alone; ours also runs without augmentation to tell the pipeline's cost from the
 augmentation's.
+The plain Trainer runs in fp32 as configured; ours in what the recipe's `precision` resolves to here.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 from bench.clock import TrainClock
+from bench.measure import model_shape
 from bench.plain import train_plain
 
 RECIPE = "fashion_mnist_target"
@@ -71,8 +73,16 @@ def plain_vision(name: str, sizes: dict) -> dict:
         "train_runtime": metrics["train_runtime"],
         "train_samples": len(train) * cfg.training.num_train_epochs,
         "test_accuracy": accuracy,
+        "precision": "fp32",
+        **vit_shape(model),
         **clock.row(),
     }
+
+
+def vit_shape(model) -> dict:
+    """The ViT's FLOP counts: a token per patch plus the [CLS] token, every image the same length (no padding)."""
+    config = model.config
+    return {**model_shape(model), "tokens_per_image": (config.image_size // config.patch_size) ** 2 + 1}
 
 
 def per_image_augmentation(processor, cfg):
@@ -111,6 +121,8 @@ def ours_vision(name: str, sizes: dict) -> dict:
         "train_runtime": summary["train"]["train_runtime"],
         "train_samples": summary["data_sizes"]["train"] * cfg.training.num_train_epochs,
         "test_accuracy": result.metrics["test"]["accuracy"],
+        "precision": summary["precision"],  # what the run resolved `precision: auto` to
+        **vit_shape(result.model),
         **clock.row(),
     }
 
