@@ -15,7 +15,6 @@ import numpy as np
 
 from hf_finetune.errors import UserError
 from hf_finetune.modeling.adapters import is_adapter_folder, load_adapter_model
-from hf_finetune.modeling.attention import attention_for, use_attention
 from hf_finetune.modeling.loading import check_checkpoint_folder
 from hf_finetune.settings.precision import PrecisionChoice, check_precision, resolve_auto
 
@@ -39,13 +38,13 @@ def thread_count() -> int:
 
 class TorchBackend:
     """A transformers model in eval mode under `torch.inference_mode` (no autograd bookkeeping at all), in fp32
-    or under bf16/fp16 autocast (`precision`): the same arithmetic training chose on this machine."""
+    or under bf16/fp16 autocast (`precision`): the same arithmetic training chose on this machine. Attention stays
+    SDPA, whose forward is the faster one under CPU bf16 (`hf_finetune.modeling.attention`)."""
 
     def __init__(self, model, precision: str = "fp32"):
         self.model, self.precision = model.eval(), precision
         self.config = model.config
         self.device = next(self.model.parameters()).device
-        use_attention(self.model, attention_for(precision, self.device.type))
         self.engine = "pytorch" if precision == "fp32" else f"pytorch {precision}"
 
     def __call__(self, inputs: dict) -> np.ndarray:
@@ -88,14 +87,19 @@ class OnnxBackend:
         options.inter_op_num_threads = 1  # one graph at a time: extra inter-op threads only contend for cores
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.input_names = [i.name for i in self.session.get_inputs()]
+        self.output_names = [o.name for o in self.session.get_outputs()]
         self.config, self.path = config, Path(path)
 
-    def __call__(self, inputs: dict) -> np.ndarray:
+    def outputs(self, inputs: dict) -> dict[str, np.ndarray]:
+        """Every output of the graph by name (a multi-task export has one per task)."""
         feed = {name: np.asarray(inputs[name]) for name in self.input_names}
         for name in ("input_ids", "attention_mask", "token_type_ids"):
             if name in feed:
                 feed[name] = feed[name].astype(np.int64)
-        return self.session.run(None, feed)[0]
+        return dict(zip(self.output_names, self.session.run(None, feed), strict=True))
+
+    def __call__(self, inputs: dict) -> np.ndarray:
+        return self.outputs(inputs)[self.output_names[0]]
 
 
 @dataclass
