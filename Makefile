@@ -24,7 +24,7 @@ REPORT_OUT ?= outputs/report-fortunes_topics
 REPORT_ARGS ?= --strategies scratch,linear_probe,freeze_bottom,full,lora --fractions 0.05,0.1,0.25,1.0 \
 	--seeds 42 --num_train_epochs 2
 
-.PHONY: help setup system-deps demo demo-vision pretrain-vit report advise bench bench-predict test test-fast lint docs wheel-check clean $(STANDARD_TASKS)
+.PHONY: help setup system-deps demo demo-vision pretrain-vit report advise bench bench-predict bench-precision test test-fast lint docs wheel-check clean $(STANDARD_TASKS)
 
 setup: system-deps $(STAMP)
 
@@ -76,6 +76,11 @@ bench: setup
 bench-predict: setup
 	$(OFFLINE) $(PY) -m bench.predict $(ARGS)
 
+# Precision parity: the demo recipe in fp32 and in bf16, 3 seeds each (~10 min on 2 AMX cores); writes
+# bench/precision_parity.json + .md. ARGS=--quick: a smoke run. See docs/precision.md.
+bench-precision: setup
+	$(OFFLINE) $(PY) -m bench.precision_parity $(ARGS)
+
 test: setup
 	$(OFFLINE) $(PY) -m pytest $(ARGS)
 
@@ -114,4 +119,5 @@ help:
 	@echo "make pretrain-vit  pretrain the offline ViT once (reused by the vision recipes)"
 	@echo "make bench         speed and memory of our defaults vs plain Trainer set-ups (ARGS=--quick: smoke run)"
 	@echo "make bench-predict prediction speed: pipeline() vs our PyTorch path vs ONNX fp32/int8 (ARGS=--quick)"
+	@echo "make bench-precision the demo recipe in fp32 and bf16 over 3 seeds: does bf16 cost accuracy?"
 	@echo "make setup         create .venv and install; make clean removes outputs and caches"
