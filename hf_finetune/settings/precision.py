@@ -20,6 +20,7 @@ import os
 from dataclasses import dataclass
 
 from hf_finetune.errors import UserError
+from hf_finetune.settings.hardware import cpu_has_native_bf16, measured_matmul_rates
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 PRECISION_ENV = "HF_FINETUNE_PRECISION"
@@ -83,8 +84,6 @@ def choose_precision(requested: str, hardware: Hardware) -> PrecisionChoice:
 def detect_hardware(device: str) -> Hardware:
     """The machine's answers for `device` (`cuda`, `cpu`, ...); the matmul probe runs only where it can matter."""
     import torch
-
-    from hf_finetune.settings.hardware import cpu_has_native_bf16, measured_matmul_rates
 
     if device == "cuda":
         return Hardware("cuda", cuda_bf16=torch.cuda.is_bf16_supported())
