@@ -183,7 +183,7 @@ def test_unknown_task_in_predict_is_a_user_error(encoder_and_tokenizer, tmp_path
     code, _, err = run_cli(["predict", "--model", str(tmp_path), "--task", "sentiment", "--text", "hi"], capsys)
     assert code == 2 and "unknown task 'sentiment'" in err
     code, _, err = run_cli(["evaluate", "--model", str(tmp_path), "--data", "x.csv"], capsys)
-    assert code == 2 and "multi-task model" in err
+    assert code == 2 and "multi-task model: pass --task NAME" in err
 
 
 @pytest.mark.parametrize(

@@ -17,11 +17,13 @@ from hf_finetune.errors import UserError
 from hf_finetune.evaluation.metrics import classification_scores, per_class_report
 from hf_finetune.inference.backends import PROCESSOR_FILES, TOKENIZER_FILES, is_export_folder, load_for_inference
 from hf_finetune.inference.image_inputs import open_image, read_image_inputs
+from hf_finetune.inference.multitask import evaluate_multitask, load_multitask
+from hf_finetune.inference.multitask_export import export_multitask
 from hf_finetune.inference.onnx_export import DEFAULT_TOLERANCE, MAX_INT8_DROP, export_model
 from hf_finetune.inference.pipeline import check_prediction_output, gold_label_ids, read_inputs, write_predictions
 from hf_finetune.inference.predictor import Predictor
 from hf_finetune.inference.scoring import evaluate_path
-from hf_finetune.tasks.multi_task import MultiTaskPredictor, is_multitask_folder
+from hf_finetune.tasks.multi_task import is_multitask_folder
 
 IMAGE_CHUNK = 256  # images opened at once for the multi-task and classical predictors (bounded memory)
 
@@ -61,7 +63,7 @@ def predict_images(args, folder: Path) -> list[dict]:
         raise UserError(f"{folder} is an image model: pass --input with an image, an image folder or a file of paths")
     inputs = read_image_inputs(args.input, image_columns(args), args.split)
     if is_multitask_folder(folder):
-        predictor = MultiTaskPredictor(folder, batch_size=args.batch_size)
+        predictor = load_multitask(folder, args.batch_size, int8=args.int8)
         tasks = predictor.check_tasks(_tasks(args))
         predictions = through_chunks(lambda images: predictor.predict(images, tasks), inputs.sources)
     elif is_classical_folder(folder):
@@ -82,7 +84,7 @@ def predict_texts(args, folder: Path) -> list[dict]:
     if (is_multitask_folder(folder) or is_classical_folder(folder)) and pairs:
         raise UserError(f"{folder} reads one text per row; drop --text_pair_column")
     if is_multitask_folder(folder):
-        predictor = MultiTaskPredictor(folder, batch_size=args.batch_size)
+        predictor = load_multitask(folder, args.batch_size, int8=args.int8)
         predictions = predictor.predict(texts, predictor.check_tasks(_tasks(args)))
     elif is_classical_folder(folder):
         predictions = ClassicalPredictor(folder, trust=args.trust_model, batch_size=args.batch_size).predict(texts)
@@ -150,8 +152,13 @@ def run_evaluate(args) -> dict:
     if not folder.is_dir():
         raise UserError(f"model folder {args.model} does not exist")
     if is_multitask_folder(folder):
-        raise UserError(f"{args.model} is a multi-task model: its per-task test scores are in its metrics.json; "
-                        "score new data with `hf-finetune predict --task NAME`")  # fmt: skip
+        columns = {"text_column": args.text_column, "label_column": args.label_column,
+                   "image_column": image_columns(args)}  # fmt: skip
+        predictor = load_multitask(folder, args.batch_size, int8=args.int8)
+        return evaluate_multitask(predictor, args.data, _tasks(args), columns, split=args.split)
+    if args.task:
+        raise UserError(f"--task picks a head of a multi-task model; {args.model} has one head: drop --task")
+    args.label_column = args.label_column or "label"  # None above: a multi-task head looks for the run's column
     if is_classical_folder(folder):
         return evaluate_classical(args, folder)
     predictor = Predictor(load_for_inference(str(folder), int8=args.int8, precision=args.precision), args.batch_size)
@@ -165,9 +172,9 @@ def export_command(argv: list[str]) -> int:
     """`hf-finetune export --model DIR --out DIR2 [--format onnx] [--quantize int8]`."""
 
     parser = CommandParser(prog="hf-finetune export", description="Export a trained text or image classifier (merged "
-                    "LoRA/IA3 included) to ONNX, check it against PyTorch on held-out rows, optionally quantise it "
-                    "to int8; writes the ONNX file(s), config with labels, tokenizer or image processor and "
-                    "export_report.json.")  # fmt: skip
+                    "LoRA/IA3 included; a multi-task model as one graph with one output per task) to ONNX, check it "
+                    "against PyTorch on held-out rows, optionally quantise it to int8; writes the ONNX file(s), config "
+                    "with labels, tokenizer or image processor and export_report.json.")  # fmt: skip
     parser.add_argument("--model", required=True, help="A trained model folder (a run's output_dir).")
     parser.add_argument("--out", required=True, help="New (or empty) folder for the export.")
     parser.add_argument("--format", default="onnx", help="Export format: onnx (the only one today).")
@@ -193,8 +200,9 @@ def export_command(argv: list[str]) -> int:
                         "models")  # fmt: skip
     columns = {k: getattr(args, k) for k in ("text_column", "text_pair_column", "label_column", "image_column",
                                              "tokens_column", "tags_column")}  # fmt: skip
-    report = export_model(args.model, args.out, args.format, args.quantize, args.data, columns, args.samples,
-                          args.tolerance, args.accept_int8_drop, args.batch_size)  # fmt: skip
+    exporter = export_multitask if is_multitask_folder(Path(args.model).expanduser()) else export_model
+    report = exporter(args.model, args.out, args.format, args.quantize, args.data, columns, args.samples,
+                      args.tolerance, args.accept_int8_drop, args.batch_size)  # fmt: skip
     print(format_report(report, args.out))
     if report["int8"] and report["int8"]["refused"]:
         raise UserError(f"{report['int8']['refused']}: the int8 model was not kept (the fp32 export is in {args.out}); "
@@ -212,5 +220,6 @@ def format_report(report: dict, out: str) -> str:
         state = "REFUSED" if int8["refused"] else ("kept with a warning" if int8["warning"] else "ok")
         lines.append(f"  int8: {int8['metric']} {int8['int8']:.2f} ({-int8['drop_points']:+.2f} points vs fp32, "
                      f"{int8['size_mb']} MB): {state}")  # fmt: skip
-    lines.append(f"predict with: hf-finetune predict --model {out} --input FILE" + (" [--int8]" if int8 else ""))
+    task = " [--task NAME|all]" if report["head"] == "multi_task" else ""
+    lines.append(f"predict with: hf-finetune predict --model {out} --input FILE{task}" + (" [--int8]" if int8 else ""))
     return "\n".join(lines)

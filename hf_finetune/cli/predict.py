@@ -36,15 +36,19 @@ def evaluate_main(argv: list[str]) -> int:
         "image folder with one sub-folder per class, or a data set (packaged:NAME, saved folder; see --split).",
     )  # fmt: skip
     parser.add_argument(
-        "--label_column", "--label-column", default="label", help="Column with the gold label (or number)."
-    )
+        "--label_column", "--label-column",
+        help="Column with the gold label (or number); default label (multi-task: the run's column for --task, "
+        "then a column named as the task, then label).",
+    )  # fmt: skip
+    parser.add_argument("--task", action="append", help="Multi-task model folders: the head to score (one).")
     parser.add_argument("--tokens_column", "--tokens-column", default="tokens", help="Token classification: words.")
     parser.add_argument("--tags_column", "--tags-column", default="ner_tags", help="Token classification: BIO tags.")
     parser.add_argument("--output", help="Also write the metrics to this JSON file.")
     args = parser.parse_args(argv)
     result = run_evaluate(args)
     headline = ", ".join(f"{k.replace('_', ' ')} {result[k]:.4f}" for k in result["main"])
-    print(f"{result['examples']} examples: {headline}")
+    task = f" (task {result['task']}, gold column {result['label_column']})" if "task" in result else ""
+    print(f"{result['examples']} examples{task}: {headline}")
     for name, scores in result.get("per_class", {}).items():
         print(
             f"  {name:<20} precision {scores['precision']:.3f}  recall {scores['recall']:.3f}  f1 {scores['f1']:.3f}  "

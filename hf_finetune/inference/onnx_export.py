@@ -41,7 +41,6 @@ from hf_finetune.inference.postprocess import model_kind
 from hf_finetune.inference.predictor import Predictor
 from hf_finetune.modeling.adapters import is_adapter_folder
 from hf_finetune.outputs import write_json
-from hf_finetune.tasks.multi_task import is_multitask_folder
 
 FORMATS = ("onnx",)
 QUANTIZATIONS = ("int8",)
@@ -50,10 +49,24 @@ QUANTIZATIONS = ("int8",)
 DEFAULT_TOLERANCE = 1e-3
 MAX_INT8_DROP = 1.0  # points of the main metric int8 may lose against fp32 before it is refused
 OPSET = 18
+EXPORTER = f"torch.onnx.export(dynamo=True, opset_version={OPSET})"
 
 
 def check_request(folder: Path, out: Path, fmt: str, quantize: str | None) -> str:
     """The head kind to export, after every check that costs nothing (before any model loads)."""
+    check_target(folder, out, fmt, quantize)
+    kind = head_kind(check_model_folder(folder), folder)
+    check_out(out)
+    return kind
+
+
+def check_out(out: Path) -> None:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UserError(f"--out {out} already exists and is not empty; choose a new folder")
+
+
+def check_target(folder: Path, out: Path, fmt: str, quantize: str | None) -> None:
+    """The checks every export makes first: format, quantisation, a model folder that is not an export."""
     if fmt not in FORMATS:
         raise UserError(f"unknown format '{fmt}'; supported: {', '.join(FORMATS)}")
     if quantize not in (None, *QUANTIZATIONS):
@@ -62,17 +75,9 @@ def check_request(folder: Path, out: Path, fmt: str, quantize: str | None) -> st
         raise UserError(f"model folder {folder} does not exist")
     if is_export_folder(folder):
         raise UserError(f"{folder} is already an export; export the trained model folder it came from")
-    if is_multitask_folder(folder):
-        what = "multi-task"
-        raise UserError(f"{folder} is a {what} model, which export does not support yet; supported: text sequence "
-                        "classification, token classification and image classification models")  # fmt: skip
-    kind = head_kind(check_model_folder(folder), folder)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise UserError(f"--out {out} already exists and is not empty; choose a new folder")
-    return kind
 
 
-def export_graph(model, example: dict, path: Path, image: bool) -> None:
+def export_graph(model, example: dict, path: Path, image: bool, output_names: tuple = ("logits",)) -> None:
     """torch.onnx.export (dynamo) with a dynamic batch axis, and a dynamic sequence axis for text."""
     import torch
 
@@ -85,7 +90,7 @@ def export_graph(model, example: dict, path: Path, image: bool) -> None:
         warnings.simplefilter("ignore")  # the exporter's deprecation chatter is not the user's to act on
         program = torch.onnx.export(
             model.eval(), (), kwargs=tensors, dynamo=True, dynamic_shapes=shapes, input_names=list(tensors),
-            output_names=["logits"], opset_version=OPSET, verbose=False,
+            output_names=list(output_names), opset_version=OPSET, verbose=False,
         )  # fmt: skip
     program.save(str(path))
 
@@ -178,11 +183,18 @@ def check_int8(reference: Predictor, staging: Path, rows, problem: str, fp32: di
     drop = fp32["onnx"] - value
     section = {"file": ONNX_INT8, "metric": name, "fp32": fp32["onnx"], "int8": round(value, 4), "drop_points":
                round(drop, 4), "max_drop_points": MAX_INT8_DROP, "max_abs_logit_diff_vs_fp32": max_abs_diff(ref, logits),
-               "seconds": round(seconds, 3), "size_mb": round((staging / ONNX_INT8).stat().st_size / 2**20, 1),
+               "seconds": round(seconds, 3), "size_mb": size_mb(staging / ONNX_INT8),
                "refused": False, "warning": None}  # fmt: skip
+    return apply_int8_rule(section, staging, f"{len(rows.inputs)} rows of {rows.source}", accept)
+
+
+def apply_int8_rule(section: dict, staging: Path, rows: str, accept: bool) -> dict:
+    """Refuse (remove) the int8 file when it loses more than MAX_INT8_DROP points of the section's metric
+    against fp32, unless `accept`, which keeps it with a warning in the report and on stderr."""
+    drop = section["drop_points"]
     if drop > MAX_INT8_DROP:
-        message = (f"int8 loses {drop:.2f} points of {name} against fp32 ({value:.2f} vs {fp32['onnx']:.2f}) on "
-                   f"{len(rows.inputs)} rows of {rows.source}, more than {MAX_INT8_DROP:g}")  # fmt: skip
+        message = (f"int8 loses {drop:.2f} points of {section['metric']} against fp32 ({section['int8']:.2f} vs "
+                   f"{section['fp32']:.2f}) on {rows}, more than {MAX_INT8_DROP:g}")  # fmt: skip
         if accept:
             section["warning"] = message + "; kept because --accept-int8-drop was given"
             print(f"WARNING: {section['warning']}", file=sys.stderr)
@@ -211,32 +223,50 @@ def export_model(
     rows = parity_rows(folder, problem, reference.loaded.modality, data, columns or {}, samples, model.config.id2label)
     if len(rows.inputs) < 2:
         raise UserError(f"{rows.source} gives {len(rows.inputs)} rows; the parity check needs at least 2 (pass --data)")
-    staging = out.with_name(out.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    try:
+
+    def build(staging: Path) -> dict:
         save_preprocessors(reference.loaded, staging)
         started = time.perf_counter()
         export_graph(model, example_inputs(reference, rows, kind), staging / ONNX_FP32, image=kind == "image")
         export_seconds = time.perf_counter() - started
         fp32, ref, encodings = check_fp32(reference, staging, rows, problem, tolerance)
-        fp32["size_mb"] = round((staging / ONNX_FP32).stat().st_size / 2**20, 1)
+        fp32["size_mb"] = size_mb(staging / ONNX_FP32)
         int8 = (
             check_int8(reference, staging, rows, problem, fp32, ref, encodings, accept_int8_drop) if quantize else None
         )
+        return {
+            "source_model": str(folder.resolve()), "adapters_merged": is_adapter_folder(folder), "format": fmt,
+            "head": kind, "problem": problem, "exporter": EXPORTER, "dynamic_axes": dynamic_axes(kind == "image"),
+            "input_names": list(example_inputs(reference, rows, kind)), "parity_rows": {"count": len(rows.inputs),
+            "source": rows.source, "gold_labels": rows.gold is not None}, "fp32": fp32, "int8": int8,
+            "export_seconds": round(export_seconds, 1), "versions": versions(),
+            "created_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }  # fmt: skip
+
+    return write_staged(out, build)
+
+
+def dynamic_axes(image: bool) -> list[str]:
+    return ["batch"] if image else ["batch", "sequence"]
+
+
+def size_mb(path: Path) -> float:
+    return round(path.stat().st_size / 2**20, 1)
+
+
+def write_staged(out: Path, build) -> dict:
+    """`build(staging)` fills `<out>.partial` and returns the report, written beside it; the folder is then
+    renamed to `out`. Any failure (a parity check included) removes it: nothing is left at `out`."""
+    staging = out.with_name(out.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        report = build(staging)
+        write_json(staging / EXPORT_REPORT, report)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    report = {
-        "source_model": str(folder.resolve()), "adapters_merged": is_adapter_folder(folder), "format": fmt,
-        "head": kind, "problem": problem, "exporter": f"torch.onnx.export(dynamo=True, opset_version={OPSET})",
-        "dynamic_axes": ["batch"] if kind == "image" else ["batch", "sequence"], "input_names": list(
-            example_inputs(reference, rows, kind)), "parity_rows": {"count": len(rows.inputs), "source": rows.source,
-            "gold_labels": rows.gold is not None}, "fp32": fp32, "int8": int8, "export_seconds": round(export_seconds, 1),
-        "versions": versions(), "created_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
-    }  # fmt: skip
-    write_json(staging / EXPORT_REPORT, report)
     if out.exists():
-        out.rmdir()  # empty (checked above)
+        out.rmdir()  # empty (checked before anything loaded)
     staging.rename(out)
     return report

@@ -3,8 +3,8 @@
 (`folder.py`) and the predictor (`predictor.py`).
 """
 
-from hf_finetune.tasks.multi_task.folder import is_multitask_folder
-from hf_finetune.tasks.multi_task.predictor import MultiTaskPredictor
+from hf_finetune.tasks.multi_task.folder import MULTITASK_FILE, is_multitask_folder
+from hf_finetune.tasks.multi_task.predictor import MultiTaskPredictor, TorchHeads
 from hf_finetune.tasks.multi_task.task import MultiTask  # registers the task
 
-__all__ = ["MultiTask", "MultiTaskPredictor", "is_multitask_folder"]
+__all__ = ["MULTITASK_FILE", "MultiTask", "MultiTaskPredictor", "TorchHeads", "is_multitask_folder"]

@@ -95,6 +95,25 @@ class MultiTaskModel(nn.Module):
         return outputs
 
 
+class AllHeads(nn.Module):
+    """Every head on every example: `forward(input_ids, ...)` -> one logits tensor per task, in task order.
+
+    The view `hf-finetune export` traces (one ONNX graph, one output per task) and the PyTorch path of
+    `MultiTaskPredictor` runs, so both compute the same thing; training's `forward` routes each example
+    to its own head only, which a deployed model cannot do (it does not know the task of a new input)."""
+
+    def __init__(self, model: MultiTaskModel):
+        super().__init__()
+        self.encoder, self.heads, self.task_names = model.encoder, model.heads, list(model.task_names)
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, pixel_values=None):
+        # Named inputs, not **kwargs: the ONNX exporter's dynamic shapes are given per named argument.
+        given = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids,
+                 "pixel_values": pixel_values}  # fmt: skip
+        features = pool(self.encoder(**{name: value for name, value in given.items() if value is not None}))
+        return tuple(self.heads[task](features) for task in self.task_names)
+
+
 # --- Which task each training batch comes from ---
 
 

@@ -1,16 +1,39 @@
-"""Predict with a multi-task folder: the chosen heads' labels and probabilities."""
+"""Predict with a multi-task folder: the chosen heads' labels and probabilities.
+
+The forward pass is a seam: by default the folder's PyTorch encoder and heads (`AllHeads`), or any callable
+from the encoded batch (numpy arrays) to one logits array per task; `hf-finetune predict` on an ONNX export
+passes ONNX Runtime's session there, so both paths batch, encode and post-process with the same code.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from hf_finetune.data.images import to_rgb
 from hf_finetune.errors import UserError
-from hf_finetune.modeling.backbone import load_backbone, pool
+from hf_finetune.evaluation.metrics import softmax
+from hf_finetune.modeling.backbone import load_backbone
 from hf_finetune.tasks.multi_task.folder import HEADS_FILE, MULTITASK_FILE, is_multitask_folder, read_tasks
-from hf_finetune.tasks.multi_task.model import MultiTaskModel
+from hf_finetune.tasks.multi_task.model import AllHeads, MultiTaskModel
+
+TEXT_INPUTS = ("input_ids", "attention_mask", "token_type_ids")  # what `AllHeads` (and so the export) takes
+
+
+class TorchHeads:
+    """`AllHeads` under `torch.inference_mode`: numpy inputs in, `{task: logits}` (numpy, fp32) out."""
+
+    engine = "pytorch"
+
+    def __init__(self, model: MultiTaskModel):
+        self.module = AllHeads(model).eval()
+
+    def __call__(self, inputs: dict) -> dict[str, np.ndarray]:
+        with torch.inference_mode():
+            outputs = self.module(**{k: torch.as_tensor(np.asarray(v)) for k, v in inputs.items()})
+        return {task: out.float().numpy() for task, out in zip(self.module.task_names, outputs, strict=True)}
 
 
 class MultiTaskPredictor:
@@ -19,25 +42,33 @@ class MultiTaskPredictor:
     predictor = MultiTaskPredictor("outputs/fashion_mnist_multitask-full")
     predictor.predict(images)                    # every head: [{"garment": "Bag", "garment_score": 0.97, ...}]
     predictor.predict(images, tasks=["category"])
+    predictor.logits(images, ["category"])       # {"category": array (n, 3)}
+
+    `forward` and `preprocessors` (tokenizer, image processor) replace the folder's PyTorch model: an export
+    folder holds no weights, only the graph ONNX Runtime runs (`hf_finetune.inference.multitask`).
     """
 
-    def __init__(self, folder, batch_size: int = 32, max_seq_length: int = 128):
+    def __init__(self, folder, batch_size: int = 32, max_seq_length: int = 128, forward=None, preprocessors=None):
         from safetensors.torch import load_file
 
         self.folder = Path(folder).expanduser()
         if not is_multitask_folder(self.folder):
             raise UserError(f"{folder} is not a multi-task model folder (no {MULTITASK_FILE})")
         tasks, weights = read_tasks(self.folder)
-        backbone = load_backbone(str(self.folder))
-        self.tokenizer, self.image_processor = backbone.tokenizer, backbone.image_processor
-        self.model = MultiTaskModel(backbone.model, tasks, weights)
-        self.model.heads.load_state_dict(load_file(str(self.folder / HEADS_FILE)), strict=True)
-        self.model.eval()
+        self.label_names = tasks
+        if forward is None:
+            backbone = load_backbone(str(self.folder))
+            preprocessors = (backbone.tokenizer, backbone.image_processor)
+            model = MultiTaskModel(backbone.model, tasks, weights)
+            model.heads.load_state_dict(load_file(str(self.folder / HEADS_FILE)), strict=True)
+            forward = TorchHeads(model.eval())
+        self.forward = forward
+        self.tokenizer, self.image_processor = preprocessors
         self.batch_size, self.max_seq_length = batch_size, max_seq_length
 
     @property
     def tasks(self) -> list[str]:
-        return list(self.model.task_names)
+        return list(self.label_names)
 
     @property
     def modality(self) -> str:
@@ -53,32 +84,36 @@ class MultiTaskPredictor:
             raise UserError(f"unknown task '{unknown[0]}' for {self.folder}; its tasks: {', '.join(self.tasks)}")
         return tasks
 
+    def logits(self, inputs: list, tasks=None) -> dict[str, np.ndarray]:
+        """`{task: logits (n, labels)}` for the requested tasks, rows in input order."""
+        tasks = self.check_tasks(tasks)
+        parts: dict[str, list] = {task: [] for task in tasks}
+        for start in range(0, len(inputs), self.batch_size):
+            outputs = self.forward(self.encode(inputs[start : start + self.batch_size]))
+            for task in tasks:
+                parts[task].append(np.asarray(outputs[task], dtype=np.float32))
+        empty = {task: np.zeros((0, len(self.label_names[task])), dtype=np.float32) for task in tasks}
+        return {task: np.concatenate(parts[task]) if parts[task] else empty[task] for task in tasks}
+
     def predict(self, inputs: list, tasks=None) -> list[dict]:
         """One row per input: `{task: label, task_score: probability}` for each requested task.
         Inputs are texts for a text encoder; PIL images or image file paths for an image encoder."""
-        tasks = self.check_tasks(tasks)
         rows: list[dict] = [{} for _ in inputs]
-        with torch.inference_mode():
-            for start in range(0, len(inputs), self.batch_size):
-                encoded = self._encode(inputs[start : start + self.batch_size])
-                features = pool(self.model.encoder(**encoded))
-                for task in tasks:
-                    probabilities = self.model.heads[task](features).softmax(-1)
-                    score, index = probabilities.max(-1)
-                    for offset, (s, i) in enumerate(zip(score.tolist(), index.tolist(), strict=True)):
-                        rows[start + offset][task] = self.model.label_names[task][i]
-                        rows[start + offset][f"{task}_score"] = round(s, 4)
+        for task, logits in self.logits(inputs, tasks).items():
+            probabilities = softmax(logits)
+            for row, index, score in zip(rows, probabilities.argmax(-1), probabilities.max(-1), strict=True):
+                row[task] = self.label_names[task][int(index)]
+                row[f"{task}_score"] = round(float(score), 4)
         return rows
 
-    def _encode(self, batch: list) -> dict:
+    def encode(self, batch: list) -> dict[str, np.ndarray]:
+        """One batch as the encoder's inputs (numpy): texts padded to the batch's longest, or pixel values."""
         if self.tokenizer is not None:
             if not all(isinstance(x, str) for x in batch):
                 raise UserError(f"{self.folder} is a text model: pass texts")
-            return dict(
-                self.tokenizer(
-                    batch, padding=True, truncation=True, max_length=self.max_seq_length, return_tensors="pt"
-                )
-            )
+            encoded = self.tokenizer(batch, padding=True, truncation=True, max_length=self.max_seq_length,
+                                     return_tensors="np")  # fmt: skip
+            return {k: np.asarray(v) for k, v in encoded.items() if k in TEXT_INPUTS}
         from PIL import Image
 
         images = []
@@ -90,4 +125,4 @@ class MultiTaskPredictor:
                 except (OSError, ValueError) as exc:
                     raise UserError(f"cannot read image {item}: {exc}") from None
             images.append(to_rgb(item))
-        return {"pixel_values": self.image_processor(images=images, return_tensors="pt")["pixel_values"]}
+        return {"pixel_values": self.image_processor(images=images, return_tensors="np")["pixel_values"]}
