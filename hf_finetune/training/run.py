@@ -157,7 +157,6 @@ def set_up(cfg: RunConfig, data=None) -> RunSetup:
     # Trainer uses the same one. A bare PartialState() here could pin another.
     state = cfg.training.distributed_state
     setup_logging(state.is_main_process)
-    logger.info("precision %s", cfg.training.precision_choice.describe())
     out = Path(cfg.training.output_dir)
     check_output_dir(out, cfg.run.overwrite_output_dir)
     check_writable(out)
@@ -227,6 +226,8 @@ def build_trainer(setup: RunSetup, callbacks: tuple):
         loss_function=task.loss_function(setup.data),
         batch_transform=task.batch_transform(setup.processor, setup.data),
     )
+    # Logged once every input has passed its checks: bad input stays one line (`error: ...`).
+    logger.info("precision %s", cfg.training.precision_choice.describe())
     # Effective batch = per-device batch x processes x accumulation steps: what the LR was tuned for.
     logger.info(
         "strategy %s; effective batch %d = %d per device x %d process(es) x %d accumulation step(s)",
