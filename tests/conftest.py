@@ -6,6 +6,9 @@ checkpoint and real text from Debian's `fortunes`, through the same loader as th
 
 import json
 import os
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -178,3 +181,34 @@ def pretrained_vit(tmp_path_factory, vit_init_dir) -> Path:
             "--max_train_samples", "3000", "--max_eval_samples", "500", "--num_train_epochs", "3"]  # fmt: skip
     assert main(argv) == 0
     return out
+
+
+# --- Run locks: a real second process holding an output folder's lock ---
+
+HOLDER = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from hf_finetune.training.run_lock import RunLock
+    held = RunLock(Path(sys.argv[1]))
+    held.acquire()
+    print("held", flush=True)
+    time.sleep(120)
+    """
+)
+
+
+@pytest.fixture
+def holder(tmp_path):
+    """Start a process that holds the lock of tmp_path/model until killed; yields (Popen, out)."""
+    out = tmp_path / "model"
+    process = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(out)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert process.stdout.readline().strip() == "held"
+    yield process, out
+    process.kill()
+    process.wait()

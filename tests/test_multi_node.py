@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 from conftest import FIXTURES, REPO, csv_recipe_args, read_json
 from safetensors.torch import load_file
-from test_run_lock import HOLDER
 
 from hf_finetune.training.run_lock import lock_paths
 
@@ -103,27 +102,16 @@ def test_two_machines_split_the_steps_end_identical_and_write_one_folder(tmp_pat
     assert lock_file.is_file() and not note.exists()  # the run held the folder's lock and released it
 
 
-def test_a_held_folder_stops_both_machines_with_one_error_line(tmp_path, fortunes_csv):
+def test_a_held_folder_stops_both_machines_with_one_error_line(holder, tmp_path, fortunes_csv):
     """The main process takes the lock for every rank and tells them it was refused: both machines stop
     with the same one-line error (worker exit code 2), none hangs waiting for the other, nothing is written."""
-    out = tmp_path / "model"
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(out)],
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
-    try:
-        assert holder.stdout.readline().strip() == "held"
-        results = launch_machines(out, tmp_path / "dumps", fortunes_csv["train"])
-    finally:
-        holder.kill()
-        holder.wait()
+    process, out = holder  # a second process holds tmp_path/model's lock (conftest.holder)
+    results = launch_machines(out, tmp_path / "dumps", fortunes_csv["train"])
     for result in results:
         assert result.returncode != 0
         errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
         assert len(errors) == 1 and "in use by another run" in errors[0], result.stderr[-3000:]
-        assert f"process {holder.pid}" in errors[0]
+        assert f"process {process.pid}" in errors[0]
         # torchrun's agent reports the failed worker with its own launcher traceback; the worker's exit code
         # is 2 (bad input) and no frame of ours is in any traceback.
         assert "exitcode  : 2" in result.stderr, result.stderr[-3000:]

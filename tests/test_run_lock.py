@@ -7,46 +7,16 @@ what a second `train` really is); SIGKILL on it is what a preempted machine does
 import json
 import os
 import signal
-import subprocess
 import sys
-import textwrap
 from types import SimpleNamespace
 
 import pytest
-from conftest import REPO, csv_recipe_args, run_cli
+from conftest import csv_recipe_args, run_cli
 
 from hf_finetune.errors import UserError
 from hf_finetune.training.run_lock import RunLock, check_not_in_use, lock_output_dir, lock_paths, shown_command
 
 ONE_PROCESS = SimpleNamespace(is_main_process=True, num_processes=1)
-
-HOLDER = textwrap.dedent(
-    """
-    import sys, time
-    from pathlib import Path
-    from hf_finetune.training.run_lock import RunLock
-    held = RunLock(Path(sys.argv[1]))
-    held.acquire()
-    print("held", flush=True)
-    time.sleep(120)
-    """
-)
-
-
-@pytest.fixture
-def holder(tmp_path):
-    """Start a process that holds the lock of tmp_path/model until killed; yields (Popen, out)."""
-    out = tmp_path / "model"
-    process = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(out)],
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
-    assert process.stdout.readline().strip() == "held"
-    yield process, out
-    process.kill()
-    process.wait()
 
 
 def test_a_second_train_into_a_held_folder_is_refused_in_one_line_and_writes_nothing(holder, tmp_path, capsys):
