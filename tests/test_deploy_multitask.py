@@ -270,3 +270,20 @@ def test_trained_fortunes_multitask_evaluates_exports_and_predicts_from_the_expo
     assert 0 <= report["int8"]["int8"] <= 100 and report["int8"]["max_abs_logit_diff_vs_fp32"] > 0
     torch_rows = predict_rows(model, ["--input", str(data)], tmp_path / "torch.jsonl", capsys)
     same_predictions(predict_rows(out, ["--input", str(data)], tmp_path / "onnx.jsonl", capsys), torch_rows)
+
+
+def test_multitask_predicts_in_the_precision_asked_for(text_multitask, labelled_texts, tmp_path, capsys):
+    """`--precision` reaches the multi-task heads as it reaches single models: bf16 autocast labels as fp32
+    does on this tiny encoder, its scores within bf16 rounding."""
+    from hf_finetune.inference.multitask import load_multitask
+
+    assert load_multitask(text_multitask, precision="bf16").forward.engine == "pytorch bf16"
+    assert load_multitask(text_multitask, precision="fp32").forward.engine == "pytorch"
+    argv = ["--input", str(labelled_texts), "--task", "all"]
+    fp32 = predict_rows(text_multitask, [*argv, "--precision", "fp32"], tmp_path / "fp32.jsonl", capsys)
+    bf16 = predict_rows(text_multitask, [*argv, "--precision", "bf16"], tmp_path / "bf16.jsonl", capsys)
+    assert len(bf16) == len(fp32) and bf16[0].keys() == fp32[0].keys()
+    for head in ("topic", "length"):  # near-ties of a random tiny encoder may flip; most rows must not
+        agree = [a[head] == b[head] for a, b in zip(bf16, fp32, strict=True)]
+        assert sum(agree) >= 0.9 * len(agree), head
+        assert max(abs(a[f"{head}_score"] - b[f"{head}_score"]) for a, b in zip(bf16, fp32, strict=True)) < 0.05

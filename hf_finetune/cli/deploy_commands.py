@@ -63,7 +63,7 @@ def predict_images(args, folder: Path) -> list[dict]:
         raise UserError(f"{folder} is an image model: pass --input with an image, an image folder or a file of paths")
     inputs = read_image_inputs(args.input, image_columns(args), args.split)
     if is_multitask_folder(folder):
-        predictor = load_multitask(folder, args.batch_size, int8=args.int8)
+        predictor = load_multitask(folder, args.batch_size, int8=args.int8, precision=args.precision)
         tasks = predictor.check_tasks(_tasks(args))
         predictions = through_chunks(lambda images: predictor.predict(images, tasks), inputs.sources)
     elif is_classical_folder(folder):
@@ -84,7 +84,7 @@ def predict_texts(args, folder: Path) -> list[dict]:
     if (is_multitask_folder(folder) or is_classical_folder(folder)) and pairs:
         raise UserError(f"{folder} reads one text per row; drop --text_pair_column")
     if is_multitask_folder(folder):
-        predictor = load_multitask(folder, args.batch_size, int8=args.int8)
+        predictor = load_multitask(folder, args.batch_size, int8=args.int8, precision=args.precision)
         predictions = predictor.predict(texts, predictor.check_tasks(_tasks(args)))
     elif is_classical_folder(folder):
         predictions = ClassicalPredictor(folder, trust=args.trust_model, batch_size=args.batch_size).predict(texts)
@@ -154,7 +154,7 @@ def run_evaluate(args) -> dict:
     if is_multitask_folder(folder):
         columns = {"text_column": args.text_column, "label_column": args.label_column,
                    "image_column": image_columns(args)}  # fmt: skip
-        predictor = load_multitask(folder, args.batch_size, int8=args.int8)
+        predictor = load_multitask(folder, args.batch_size, int8=args.int8, precision=args.precision)
         return evaluate_multitask(predictor, args.data, _tasks(args), columns, split=args.split)
     if args.task:
         raise UserError(f"--task picks a head of a multi-task model; {args.model} has one head: drop --task")

@@ -16,7 +16,7 @@ import numpy as np
 from hf_finetune.errors import UserError
 from hf_finetune.modeling.adapters import is_adapter_folder, load_adapter_model
 from hf_finetune.modeling.loading import check_checkpoint_folder
-from hf_finetune.settings.precision import PrecisionChoice, check_precision, resolve_auto
+from hf_finetune.settings.precision import PrecisionChoice, autocast, check_precision, resolve_auto
 
 EXPORT_REPORT = "export_report.json"
 ONNX_FP32, ONNX_INT8 = "model.onnx", "model_int8.onnx"
@@ -50,8 +50,7 @@ class TorchBackend:
     def __call__(self, inputs: dict) -> np.ndarray:
         import torch
 
-        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
-        with torch.inference_mode(), torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
+        with torch.inference_mode(), autocast(self.precision, self.device.type):
             tensors = {k: torch.as_tensor(np.asarray(v)).to(self.device) for k, v in inputs.items()}
             return self.model(**tensors).logits.float().cpu().numpy()
 
@@ -63,6 +62,13 @@ def inference_precision(requested: str, folder: Path) -> PrecisionChoice:
     if requested == "auto" and trained_precision_request(folder) == "fp32":
         return PrecisionChoice("fp32", "auto", "the run that trained this model asked for fp32")
     return resolve_auto(requested)
+
+
+def check_export_precision(folder: Path, precision: str) -> None:
+    """An export runs in its graph's own precision: a torch precision other than fp32 is a one-line refusal."""
+    if is_export_folder(folder) and precision not in ("auto", "fp32"):
+        raise UserError(f"{folder} is an ONNX export (fp32, or int8 with --int8); --precision {precision} is for "
+                        "PyTorch model folders")  # fmt: skip
 
 
 def trained_precision_request(folder: Path) -> str | None:
@@ -173,9 +179,7 @@ def load_for_inference(model_dir: str, int8: bool = False, precision: str = "aut
     folder = Path(model_dir).expanduser()
     config_dict = check_model_folder(folder)
     kind = head_kind(config_dict, folder)
-    if is_export_folder(folder) and precision not in ("auto", "fp32"):
-        raise UserError(f"{folder} is an ONNX export (fp32, or int8 with --int8); --precision {precision} is for "
-                        "PyTorch model folders")  # fmt: skip
+    check_export_precision(folder, precision)
     tokenizer, processor = load_preprocessors(folder, image=kind == "image")
     if is_export_folder(folder):
         path = folder / (ONNX_INT8 if int8 else ONNX_FP32)

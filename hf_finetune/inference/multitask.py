@@ -19,6 +19,8 @@ from hf_finetune.inference.backends import (
     ONNX_INT8,
     TOKENIZER_FILES,
     OnnxBackend,
+    check_export_precision,
+    inference_precision,
     is_export_folder,
     load_preprocessors,
 )
@@ -40,13 +42,16 @@ def onnx_multitask(path: Path, batch_size: int = 32) -> MultiTaskPredictor:
     return MultiTaskPredictor(folder, batch_size, forward=forward, preprocessors=load_preprocessors(folder, image))
 
 
-def load_multitask(model_dir, batch_size: int = 32, int8: bool = False) -> MultiTaskPredictor:
-    """A multi-task folder (PyTorch) or its export (ONNX Runtime; `int8`: the quantised graph)."""
+def load_multitask(model_dir, batch_size: int = 32, int8: bool = False, precision: str = "auto") -> MultiTaskPredictor:
+    """A multi-task folder (PyTorch, in `precision` as `load_for_inference` chooses it) or its export (ONNX
+    Runtime; `int8`: the quantised graph)."""
     folder = Path(model_dir).expanduser()
+    check_export_precision(folder, precision)
     if not is_export_folder(folder):
         if int8:
             raise UserError(f"--int8 reads an export folder's {ONNX_INT8}; {folder} is a PyTorch model folder")
-        return MultiTaskPredictor(folder, batch_size=batch_size)
+        choice = inference_precision(precision, folder)
+        return MultiTaskPredictor(folder, batch_size=batch_size, precision=choice.precision)
     path = folder / (ONNX_INT8 if int8 else ONNX_FP32)
     if not path.is_file():
         raise UserError(f"{folder} has no {path.name}: export it with --quantize int8, or drop --int8")

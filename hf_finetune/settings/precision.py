@@ -49,6 +49,15 @@ class PrecisionChoice:
         return f"{self.precision} ({self.reason})"
 
 
+def autocast(precision: str, device_type: str):
+    """The autocast context a forward pass in `precision` runs under (disabled for fp32): one place for every
+    inference path (single models, multi-task heads), so they lower the same operations."""
+    import torch
+
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    return torch.autocast(device_type, dtype=dtype, enabled=dtype is not None)
+
+
 def check_precision(value: str, source: str = "precision") -> str:
     if value not in PRECISIONS:
         raise UserError(f"{source} must be one of {', '.join(PRECISIONS)}, not '{value}'")

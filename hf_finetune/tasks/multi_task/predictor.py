@@ -16,6 +16,7 @@ from hf_finetune.data.images import to_rgb
 from hf_finetune.errors import UserError
 from hf_finetune.evaluation.metrics import softmax
 from hf_finetune.modeling.backbone import load_backbone
+from hf_finetune.settings.precision import autocast
 from hf_finetune.tasks.multi_task.folder import HEADS_FILE, MULTITASK_FILE, is_multitask_folder, read_tasks
 from hf_finetune.tasks.multi_task.model import AllHeads, MultiTaskModel
 
@@ -23,15 +24,16 @@ TEXT_INPUTS = ("input_ids", "attention_mask", "token_type_ids")  # what `AllHead
 
 
 class TorchHeads:
-    """`AllHeads` under `torch.inference_mode`: numpy inputs in, `{task: logits}` (numpy, fp32) out."""
+    """`AllHeads` under `torch.inference_mode` in `precision` (fp32, or bf16/fp16 autocast): numpy inputs in,
+    `{task: logits}` (numpy, fp32) out."""
 
-    engine = "pytorch"
-
-    def __init__(self, model: MultiTaskModel):
-        self.module = AllHeads(model).eval()
+    def __init__(self, model: MultiTaskModel, precision: str = "fp32"):
+        self.module, self.precision = AllHeads(model).eval(), precision
+        self.engine = "pytorch" if precision == "fp32" else f"pytorch {precision}"
 
     def __call__(self, inputs: dict) -> dict[str, np.ndarray]:
-        with torch.inference_mode():
+        device = next(self.module.parameters()).device
+        with torch.inference_mode(), autocast(self.precision, device.type):
             outputs = self.module(**{k: torch.as_tensor(np.asarray(v)) for k, v in inputs.items()})
         return {task: out.float().numpy() for task, out in zip(self.module.task_names, outputs, strict=True)}
 
@@ -48,7 +50,10 @@ class MultiTaskPredictor:
     folder holds no weights, only the graph ONNX Runtime runs (`hf_finetune.inference.multitask`).
     """
 
-    def __init__(self, folder, batch_size: int = 32, max_seq_length: int = 128, forward=None, preprocessors=None):
+    def __init__(
+        self, folder, batch_size: int = 32, max_seq_length: int = 128, forward=None, preprocessors=None,
+        precision: str = "fp32",
+    ):  # fmt: skip
         from safetensors.torch import load_file
 
         self.folder = Path(folder).expanduser()
@@ -61,7 +66,7 @@ class MultiTaskPredictor:
             preprocessors = (backbone.tokenizer, backbone.image_processor)
             model = MultiTaskModel(backbone.model, tasks, weights)
             model.heads.load_state_dict(load_file(str(self.folder / HEADS_FILE)), strict=True)
-            forward = TorchHeads(model.eval())
+            forward = TorchHeads(model.eval(), precision)
         self.forward = forward
         self.tokenizer, self.image_processor = preprocessors
         self.batch_size, self.max_seq_length = batch_size, max_seq_length
