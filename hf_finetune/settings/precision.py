@@ -20,7 +20,7 @@ import os
 from dataclasses import dataclass
 
 from hf_finetune.errors import UserError
-from hf_finetune.settings.hardware import cpu_has_native_bf16, measured_matmul_rates
+from hf_finetune.settings.hardware import cpu_has_native_bf16, cpu_info, measured_matmul_rates
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 PRECISION_ENV = "HF_FINETUNE_PRECISION"
@@ -98,10 +98,10 @@ def detect_hardware(device: str) -> Hardware:
         return Hardware("cuda", cuda_bf16=torch.cuda.is_bf16_supported())
     if device != "cpu":
         return Hardware(device)
-    native = cpu_has_native_bf16()
-    return Hardware(
-        "cpu", cpu_native_bf16=native, cpu_bf16_speedup=measured_matmul_rates().bf16_speedup if native else None
-    )
+    info = cpu_info()  # read once: both questions are about the same CPU
+    native = cpu_has_native_bf16(info)
+    speedup = measured_matmul_rates(info).bf16_speedup if native else None
+    return Hardware("cpu", cpu_native_bf16=native, cpu_bf16_speedup=speedup)
 
 
 def machine_device() -> str:
