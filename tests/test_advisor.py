@@ -5,6 +5,7 @@ import pytest
 from hf_finetune.analysis.advisor import (
     LITTLE_DATA_PER_CLASS,
     LP_FT_MAX_PER_CLASS,
+    SCRATCH_MIN_PER_CLASS,
     Measurements,
     recipe_values,
     recommend,
@@ -41,7 +42,9 @@ LITTLE, MUCH = LITTLE_DATA_PER_CLASS // 2, LITTLE_DATA_PER_CLASS * 5
         (measured(LP_FT_MAX_PER_CLASS - 20, 0.9), "much data, similar domain", "lp_ft", {"learning_rate": 1e-4}),
         (measured(LP_FT_MAX_PER_CLASS - 20, 0.6), "much data, dissimilar domain", "full", {"learning_rate": 1e-4}),
         (measured(MUCH, 0.6), "much data, dissimilar domain", "full", {"learning_rate": 1e-4}),
-        (measured(MUCH, 0.3), "much data, dissimilar domain", "scratch", {"learning_rate": 1e-3}),
+        (measured(SCRATCH_MIN_PER_CLASS, 0.3), "much data, dissimilar domain", "scratch", {"learning_rate": 1e-3}),
+        # Useless features but too little data to learn from random init: full, never scratch (measured).
+        (measured(MUCH, 0.3), "much data, dissimilar domain", "full", {"learning_rate": 1e-4}),
         # A probe above the "similar" line, but disjoint domains and not a strong probe: dissimilar.
         (measured(LITTLE, 0.75, pad=1.98), "little data, dissimilar domain", "freeze_bottom", {}),
         # The same probe on a nearby domain stays similar; a very strong probe outweighs a large PAD.
@@ -90,3 +93,9 @@ def test_a_tuned_recipe_beside_the_base_supplies_the_strategys_hyper_parameters(
     assert values["learning_rate"] == tuned["learning_rate"] != 1e-3
     assert values["num_train_epochs"] == tuned["num_train_epochs"]
     assert "fortunes_topics_linear_probe" in advice.reasons[-1]
+
+
+def test_useless_features_on_a_small_set_say_why_not_scratch():
+    text = " ".join(recommend(measured(MUCH, 0.3)).reasons)
+    assert f"< {SCRATCH_MIN_PER_CLASS} is too little to learn from random init" in text
+    assert "random init" not in " ".join(recommend(measured(MUCH, 0.6)).reasons)
