@@ -187,8 +187,7 @@ def recommend(m: Measurements, base_learning_rate: float | None = None) -> Recom
         strategy, params = "full", {"learning_rate": finetune_lr}
         reasons.append(
             "enough data to retrain every layer on a different domain; the pretrained weights are still a start "
-            "at least as good as random ones, so full fine-tuning rather than scratch"
-            + scratch_floor_reason(m)
+            "at least as good as random ones, so full fine-tuning rather than scratch" + scratch_floor_reason(m)
         )
     return Recommendation(quadrant=quadrant, strategy=strategy, hyperparameters=params, reasons=reasons)
 
