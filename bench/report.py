@@ -49,7 +49,7 @@ def text_table(results: dict) -> list[str]:
         return []
     lines = [
         f"Text: all-MiniLM-L6-v2, 4-topic fortunes, {sizes['train']} training samples x {sizes['epochs']} "
-        "epoch(s), batch 32, max length 128",
+        "epoch(s), batch 32, max length 128" + (f", seed {sizes['seed']}" if sizes.get("seed") is not None else ""),
         "",
         "| configuration | precision | samples/s | real tokens/s | padded tokens/s | padding | peak RSS (MiB) "
         "| test accuracy | train time (s) | wall (s) | GFLOP/s | CPU peak | MFU |",

@@ -186,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=1, help="run the list this many times, interleaved")
     parser.add_argument("--train", type=int, help="text training samples (default 1,200; quick 32)")
     parser.add_argument("--epochs", type=int, help="text epochs (default 2; quick 1; the issue's reference: 3)")
+    parser.add_argument("--seed", type=int, help="training seed of every configuration (default: the recipes')")
     parser.add_argument("--out", type=Path, default=BENCH_DIR, help="folder for results.json and results.md")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--sizes", help=argparse.SUPPRESS)
@@ -202,7 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown configuration(s) {', '.join(unknown)}; known: {', '.join(all_configs())}")
     sizes = dict(QUICK if args.quick else FULL)
-    sizes.update({k: v for k, v in (("train", args.train), ("epochs", args.epochs)) if v is not None})
+    sizes.update(
+        {k: v for k, v in (("train", args.train), ("epochs", args.epochs), ("seed", args.seed)) if v is not None}
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     log_dir = args.out / "logs"
     log_dir.mkdir(exist_ok=True)

@@ -35,6 +35,8 @@ def bench_overrides(sizes: dict) -> dict:
     overrides = {"max_train_samples": sizes["train"], "num_train_epochs": sizes["epochs"], "disable_tqdm": True}
     if sizes.get("eval"):
         overrides["max_eval_samples"] = sizes["eval"]
+    if sizes.get("seed") is not None:  # `--seed`: the training subset, the batches and the weights' start move with it
+        overrides["seed"] = sizes["seed"]
     # Trainer counts every position of every training batch (`state.num_input_tokens_seen`).
     overrides["include_num_input_tokens_seen"] = "all"
     return overrides

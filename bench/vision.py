@@ -39,6 +39,7 @@ def vision_config(sizes: dict, **overrides):
         num_train_epochs=sizes["vision_epochs"],
         output_dir=tempfile.mkdtemp(prefix="bench-"),
         disable_tqdm=True,
+        **({"seed": sizes["seed"]} if sizes.get("seed") is not None else {}),
         **overrides,
     )
     return config_from_dict(values, recipe=RECIPE)

@@ -114,13 +114,18 @@ def test_cpu_description_names_model_threads_and_the_flags_that_matter():
 def test_eager_attention_is_a_kernel_choice_that_the_saved_config_does_not_keep(tmp_path, minilm_dir):
     from transformers import AutoModelForSequenceClassification
 
-    from hf_finetune.modeling.attention import attention_for, use_attention
+    from hf_finetune.modeling.attention import attention_for, prediction_attention, use_attention
 
     assert attention_for("bf16", "cpu") == "eager" and attention_for("fp32", "cpu") is None
     assert attention_for("bf16", "cuda") is None
     model = AutoModelForSequenceClassification.from_pretrained(minilm_dir, num_labels=2)
+    with prediction_attention(model):  # never switched: nothing to go back to
+        assert model.bert.config._attn_implementation == "sdpa"
     assert use_attention(model, "eager") == ["BertForSequenceClassification"]
     assert model.bert.config._attn_implementation == "eager"
+    with prediction_attention(model):  # evaluation and prediction: the checkpoint's own (faster) forward
+        assert model.bert.config._attn_implementation == "sdpa"
+    assert model.bert.config._attn_implementation == "eager"  # and training's kernel is back
     model.save_pretrained(tmp_path)
     assert "attn" not in (tmp_path / "config.json").read_text()
 

@@ -40,6 +40,8 @@ from hf_finetune.engine.checkpoints import (
 from hf_finetune.engine.ema import WeightEma
 from hf_finetune.engine.interruption import StopOnSignal
 from hf_finetune.errors import CheckpointNotSaved, TrainingDiverged, first_line
+from hf_finetune.modeling.attention import prediction_attention
+from hf_finetune.modeling.dropout import cpu_fast_dropout
 
 logger = logging.getLogger("hf_finetune")
 
@@ -203,7 +205,8 @@ class StrategyTrainer(Trainer):
     def evaluation_loop(self, dataloader, *args, **kwargs):
         """Trainer's loop; predictions read longest first (`_get_eval_sampler`) return to the dataset's order.
         The metrics, computed inside the loop, do not depend on the order."""
-        with self.ema.swapped_in(self.model) if self.ema is not None else nullcontext():
+        ema = self.ema.swapped_in(self.model) if self.ema is not None else nullcontext()
+        with ema, prediction_attention(self.model):  # a forward pass alone: the checkpoint's own kernel
             output = super().evaluation_loop(dataloader, *args, **kwargs)
         _, order = self.eval_orders.get(id(getattr(dataloader, "dataset", None)), (None, None))
         if order is None:
@@ -240,7 +243,10 @@ class StrategyTrainer(Trainer):
     def training_step(self, model, inputs, num_items_in_batch=None):
         if self.batch_transform is not None:
             inputs = self.batch_transform(inputs)
-        loss = super().training_step(model, inputs, num_items_in_batch)
+        # A FinetuneTrainingArguments field (plain args have none): cheaper dropout masks on CPUs (`modeling.dropout`).
+        fast = getattr(self.args, "fast_dropout", False) and self.args.device.type == "cpu"
+        with cpu_fast_dropout(fast):
+            loss = super().training_step(model, inputs, num_items_in_batch)
         # [loss not finite, stop signal received], summed over processes.
         stop_flag = torch.tensor(self.stop_on_signal.received is not None, device=loss.device)
         status = torch.stack([~torch.isfinite(loss), stop_flag]).to(torch.int32)
