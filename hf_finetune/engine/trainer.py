@@ -12,7 +12,9 @@ accumulation steps (`keep_effective_batch`). A non-finite training loss ends the
 (`logging_nan_inf_filter`) and train on with NaN weights to the last epoch. A SIGTERM or
 Ctrl-C (`hf_finetune.engine.interruption`) ends it after the current step with a checkpoint saved.
 Both are agreed across processes in one small all-reduce per step, so under DDP every
-process stops at the same step.
+process stops at the same step. On CPUs, training steps draw dropout masks the cheaper way
+(`modeling.dropout`, `fast_dropout`) and evaluations run the checkpoint's own attention kernel
+(`modeling.attention.prediction_attention`) when training switched it.
 """
 
 from __future__ import annotations
