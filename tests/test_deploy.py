@@ -17,6 +17,7 @@ from conftest import corrupt_image_csv, run_cli
 from test_bad_input import assert_one_line_error
 
 from hf_finetune.inference.backends import ONNX_INT8, load_for_inference
+from hf_finetune.inference.onnx_export import EXPORTER, TEXT_EXPORTER
 from hf_finetune.inference.pipeline import load_model_pipeline, predict_texts
 from hf_finetune.inference.predictor import Predictor
 
@@ -209,6 +210,8 @@ def check_report(out: Path, rows: int, gold: bool) -> dict:
         assert (out / ONNX_INT8).is_file() == (not int8["refused"])
     for name in ("config.json", "model.onnx"):
         assert (out / name).is_file()
+    # Text models are traced (TorchScript exporter: the faster int8 graph), images exported by dynamo.
+    assert report["exporter"] == (EXPORTER if report["head"] == "image" else TEXT_EXPORTER)
     return report
 
 
