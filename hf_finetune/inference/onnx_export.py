@@ -107,10 +107,13 @@ def export_text_graph(model, example: dict, path: Path, per_token: bool) -> None
     so any family's argument order works."""
     import torch
 
-    # Traced, not exported symbolically: SDPA's mask shortcuts (no mask when a batch has no padding) would be
-    # frozen into the graph; eager attention always applies the mask. The parity check catches the difference.
+    # Eager attention: the graph whose speed was measured. A trace keeps only the paths its example took, and
+    # attention-mask helpers have shortcuts for unpadded batches, so the example pads too (`example_inputs`).
+    # BERT traced right with SDPA and with an unpadded example as well (checked); other families may not, and
+    # the parity check refuses a graph that does not match PyTorch.
     use_attention(model, "eager")
-    # The traced graph's inputs follow forward()'s parameter order, whatever order the tokenizer names them in.
+    # The traced graph's inputs follow forward()'s parameter order, whatever order the tokenizer names them in
+    # (fed in the tokenizer's order, token_type_ids and attention_mask swapped places: logits off by 2.7).
     order = list(inspect.signature(model.forward).parameters)
     names = sorted(example, key=lambda n: order.index(n) if n in order else len(order))
     axes = {name: {0: "batch", 1: "sequence"} for name in names}
