@@ -8,6 +8,8 @@ Configurations, each in its own fresh process (so peak RSS is its own), all on t
   pytorch       our predict path: length-sorted batches of 32, `torch.inference_mode`
   onnx_fp32     the same path on ONNX Runtime, the exported fp32 graph
   onnx_int8     the same, dynamic int8 (`hf-finetune export --quantize int8`)
+A third model, a classical head (logistic regression on frozen mean-pooled MiniLM features of the fortunes
+train split), runs the last three (`pipeline()` cannot load it): PyTorch + scikit-learn, then its export.
 
 The models are made once and reused (outputs/bench-predict/): MiniLM fine-tuned for 1 epoch on the
 fortunes train split, and the small offline ViT trained for 1 epoch on 3,000 Fashion-MNIST train images,
@@ -29,6 +31,7 @@ from pathlib import Path
 BENCH_DIR = Path(__file__).resolve().parent
 MODELS = Path("outputs/bench-predict")
 CONFIGS = ("pipeline", "pytorch", "onnx_fp32", "onnx_int8")
+MODALITIES = ("text", "image", "classical")
 FULL = {"texts": 551, "images": 2000, "text_train": None, "text_epochs": 1, "image_train": 3000, "image_epochs": 1}
 QUICK = {"texts": 64, "images": 64, "text_train": 64, "text_epochs": 1, "image_train": 256, "image_epochs": 1}
 WARM_UP = 8
@@ -62,12 +65,27 @@ def train_image(folder: Path, sizes: dict) -> None:
          "--overwrite_output_dir"])  # fmt: skip
 
 
+def train_classical(folder: Path, sizes: dict) -> None:
+    """Mean-pooled MiniLM features of the fortunes splits, and a logistic regression on the train split."""
+    from hf_finetune.analysis.classical import run_classical
+    from hf_finetune.analysis.features import features_for_config
+    from hf_finetune.recipes import parse_config
+
+    argv = ["--config", "fortunes_topics"] + (
+        ["--max_train_samples", str(sizes["text_train"])] if sizes["text_train"] else []
+    )
+    cfg = parse_config(argv)
+    features = folder.parent / "classical-features"
+    features_for_config(cfg, [cfg.model.model_name_or_path], features, pooling="mean", overwrite=True)
+    run_classical(features, "logreg", folder, cv=0, overwrite=True)
+
+
 def ensure_models(root: Path, sizes: dict) -> dict[str, Path]:
     """Train and export each model unless a finished one is there (delete the folder to redo it)."""
     from hf_finetune.outputs import is_finished
 
     models = {}
-    for modality, train in (("text", train_text), ("image", train_image)):
+    for modality, train in (("text", train_text), ("image", train_image), ("classical", train_classical)):
         folder, export = root / f"{modality}-model", root / f"{modality}-onnx"
         if not is_finished(folder):
             train(folder, sizes)
@@ -82,7 +100,7 @@ def load_rows(modality: str, n: int) -> tuple[list, list[str]]:
     from hf_finetune.assets.fashion_mnist import fashion_mnist
     from hf_finetune.assets.fortunes import fortunes_topics
 
-    if modality == "text":
+    if modality in ("text", "classical"):
         test = fortunes_topics()["test"]
         names = test.features["label"].names
         rows = test.select(range(min(n, len(test))))
@@ -101,10 +119,14 @@ def predict_function(config: str, modality: str, models: dict):
         task = "text-classification" if modality == "text" else "image-classification"
         classify = pipeline(task, model=str(models[modality]))  # its defaults: batch size 1, no truncation flag
         return lambda inputs: [(out[0] if isinstance(out, list) else out)["label"] for out in classify(inputs)]
+    from hf_finetune.analysis.classical_export import load_classical
     from hf_finetune.inference.backends import load_for_inference
     from hf_finetune.inference.predictor import Predictor
 
     folder = models[modality] if config == "pytorch" else models[f"{modality}_export"]
+    if modality == "classical":
+        predictor = load_classical(folder, batch_size=32, int8=config == "onnx_int8")
+        return lambda inputs: [row["label"] for row in predictor.predict(inputs)]
     predictor = Predictor(load_for_inference(str(folder), int8=config == "onnx_int8"), batch_size=32, quiet=True)
     run = predictor.predict_texts if modality == "text" else predictor.predict_images
     return lambda inputs: [row["label"] for row in run(inputs)]
@@ -173,7 +195,11 @@ def markdown(results: dict) -> str:
     load = ", ".join(f"{x:.1f}" for x in results["load_average"])
     lines = [f"CPU: {results['cpu']}; {results['threads']} threads per configuration; median of {results['repeats']} "
              f"interleaved runs; load average at the end {load}", ""]  # fmt: skip
-    for modality, what in (("text", "fortunes test texts, MiniLM"), ("image", "Fashion-MNIST test images, ViT")):
+    for modality, what in (
+        ("text", "fortunes test texts, MiniLM"),
+        ("image", "Fashion-MNIST test images, ViT"),
+        ("classical", "fortunes test texts, logistic regression on frozen MiniLM features"),
+    ):
         rows = [r for r in results["rows"] if r["modality"] == modality]
         if not rows:
             continue
@@ -198,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", choices=CONFIGS, help="Run only these configurations.")
     parser.add_argument("--texts", type=int, help="Measure on the first N test texts (default 551, all).")
     parser.add_argument("--images", type=int, help="Measure on the first N test images (default 2000).")
-    parser.add_argument("--modality", choices=("text", "image"), help="Measure only text or only images.")
+    parser.add_argument("--modality", choices=MODALITIES, help="Measure one model only.")
     parser.add_argument("--out", default=str(BENCH_DIR / "predict_results"), help="Results: OUT.json and OUT.md.")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -212,10 +238,11 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(args.models) if args.models else MODELS / ("quick" if args.quick else "full")
     models = ensure_models(root, sizes)
     rows = []
-    for modality, n in (("text", sizes["texts"]), ("image", sizes["images"])):
+    for modality, n in (("text", sizes["texts"]), ("image", sizes["images"]), ("classical", sizes["texts"])):
         if args.modality and modality != args.modality:
             continue
-        runs: dict[str, list[dict]] = {c: [] for c in args.only or CONFIGS}
+        configs = [c for c in args.only or CONFIGS if not (modality == "classical" and c == "pipeline")]
+        runs: dict[str, list[dict]] = {c: [] for c in configs}
         for repeat in range(args.repeats):  # interleaved A, B, C, D, A, B, ...: load changes hit all alike
             for config in runs:
                 runs[config].append(run_in_fresh_process(config, modality, models, n, args.threads))
@@ -227,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     results = {"cpu": cpu_description(), "threads": args.threads, "sizes": sizes, "repeats": args.repeats,
                "load_average": os.getloadavg(), "rows": rows,
                "reports": {m: json.loads((models[f"{m}_export"] / "export_report.json").read_text())
-                           for m in ("text", "image") if not args.modality or m == args.modality}}  # fmt: skip
+                           for m in MODALITIES if not args.modality or m == args.modality}}  # fmt: skip
     table = markdown(results)
     print("\n" + table)
     if not args.quick:

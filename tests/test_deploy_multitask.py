@@ -225,16 +225,6 @@ def test_unknown_task_on_a_multitask_export_is_one_line(text_multitask, labelled
         assert_one_line_error(err, message)
 
 
-def test_export_refuses_classical_folders_in_one_line(tmp_path, capsys):
-    folder = tmp_path / "classical"
-    folder.mkdir()
-    (folder / "classical.json").write_text(json.dumps({"modality": "text", "label_names": ["a", "b"]}))
-    code, _, err = run_cli(["export", "--model", str(folder), "--out", str(tmp_path / "out")], capsys)
-    assert code == 2
-    assert_one_line_error(err, "classical-head \\(scikit-learn\\) model, which export does not support")
-    assert not (tmp_path / "out").exists()
-
-
 # --- end to end: the real recipe, trained small ---
 
 

@@ -314,13 +314,26 @@ def is_classical_folder(folder) -> bool:
     return (Path(folder) / CLASSICAL_JSON).is_file()
 
 
+def classical_info(folder) -> dict:
+    """The folder's classical.json (head, labels, backbones, pooling), or a one-line error."""
+    path = Path(folder) / CLASSICAL_JSON
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read {path}: {first_line(exc)}") from None
+    missing = [key for key in ("head", "label_names", "backbones", "pooling") if key not in info]
+    if missing:
+        raise UserError(f"{path} lacks {', '.join(missing)}: not a classical-head folder from `hf-finetune classical`")
+    return info
+
+
 class ClassicalPredictor:
     """A classical model folder ready for raw inputs: its backbone(s) compute features, the pipeline labels them."""
 
     def __init__(self, folder, trust: bool = False, batch_size: int = 64):
 
         folder = Path(folder)
-        self.info = json.loads((folder / CLASSICAL_JSON).read_text(encoding="utf-8"))
+        self.info = classical_info(folder)
         self.pipeline = load_sklearn_pipeline(folder / MODEL_FILE, trust=trust)
         self.backbones = [load_backbone(b["model"]) for b in self.info["backbones"]]
         self.batch_size = batch_size
@@ -347,10 +360,17 @@ class ClassicalPredictor:
         """{label, score}: score is the class probability where the head has one (logreg, naive Bayes, kNN),
         else the softmax of the SVM's decision values (a confidence, not a calibrated probability)."""
 
-        names = self.info["label_names"]
         if not inputs:
             return []
-        x = self.features(inputs)
+        names = self.info["label_names"]
+        classes, scores = self.head(self.features(inputs))
+        return [
+            {"label": names[int(c)], "score": round(float(row.max()), 4)}
+            for c, row in zip(classes, scores, strict=True)
+        ]
+
+    def head(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(class id per row, class scores per row) of the fitted pipeline on features `x`."""
         if hasattr(self.pipeline, "predict_proba"):
             scores = self.pipeline.predict_proba(x)
         else:
@@ -358,5 +378,4 @@ class ClassicalPredictor:
             if decision.ndim == 1:  # binary: one margin
                 decision = np.stack([-decision, decision], axis=1)
             scores = softmax(decision)
-        classes = self.pipeline.classes_
-        return [{"label": names[int(classes[row.argmax()])], "score": round(float(row.max()), 4)} for row in scores]
+        return self.pipeline.classes_[scores.argmax(axis=1)], scores

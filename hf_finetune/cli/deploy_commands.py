@@ -7,11 +7,11 @@ predictors; text or images by what the folder holds.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
-from hf_finetune.analysis.classical import ClassicalPredictor, is_classical_folder
+from hf_finetune.analysis.classical import classical_info, is_classical_folder
+from hf_finetune.analysis.classical_export import export_classical, load_classical
 from hf_finetune.cli.common import CommandParser
 from hf_finetune.errors import UserError
 from hf_finetune.evaluation.metrics import classification_scores, per_class_report
@@ -31,7 +31,7 @@ IMAGE_CHUNK = 256  # images opened at once for the multi-task and classical pred
 def folder_modality(folder: Path) -> str:
     """`text` or `image`: what the model folder reads (a tokenizer, or only an image processor)."""
     if is_classical_folder(folder):
-        return json.loads((folder / "classical.json").read_text(encoding="utf-8")).get("modality", "text")
+        return classical_info(folder).get("modality") or "text"
     has = lambda names: any((folder / n).is_file() for n in names)  # noqa: E731
     return "image" if has(PROCESSOR_FILES) and not has(TOKENIZER_FILES) else "text"
 
@@ -67,7 +67,7 @@ def predict_images(args, folder: Path) -> list[dict]:
         tasks = predictor.check_tasks(_tasks(args))
         predictions = through_chunks(lambda images: predictor.predict(images, tasks), inputs.sources)
     elif is_classical_folder(folder):
-        predictor = ClassicalPredictor(folder, trust=args.trust_model, batch_size=args.batch_size)
+        predictor = load_classical(folder, trust=args.trust_model, batch_size=args.batch_size, int8=args.int8)
         predictions = through_chunks(predictor.predict, inputs.sources)
     else:
         predictions = Predictor(
@@ -87,7 +87,8 @@ def predict_texts(args, folder: Path) -> list[dict]:
         predictor = load_multitask(folder, args.batch_size, int8=args.int8, precision=args.precision)
         predictions = predictor.predict(texts, predictor.check_tasks(_tasks(args)))
     elif is_classical_folder(folder):
-        predictions = ClassicalPredictor(folder, trust=args.trust_model, batch_size=args.batch_size).predict(texts)
+        predictor = load_classical(folder, trust=args.trust_model, batch_size=args.batch_size, int8=args.int8)
+        predictions = predictor.predict(texts)
     else:
         predictor = Predictor(
             load_for_inference(str(folder), int8=args.int8, precision=args.precision), args.batch_size
@@ -123,7 +124,7 @@ def run_predict(args) -> None:
 
 def evaluate_classical(args, folder: Path) -> dict:
     """A classical-head folder on labelled texts or images: accuracy, macro F1 and per-class scores."""
-    predictor = ClassicalPredictor(folder, trust=False, batch_size=args.batch_size)
+    predictor = load_classical(folder, batch_size=args.batch_size, int8=args.int8)
     index = {name: i for i, name in enumerate(predictor.info["label_names"])}
     if folder_modality(folder) == "image":
         inputs = read_image_inputs(args.data, image_columns(args), args.split)
@@ -172,7 +173,8 @@ def export_command(argv: list[str]) -> int:
     """`hf-finetune export --model DIR --out DIR2 [--format onnx] [--quantize int8]`."""
 
     parser = CommandParser(prog="hf-finetune export", description="Export a trained text or image classifier (merged "
-                    "LoRA/IA3 included; a multi-task model as one graph with one output per task) to ONNX, check it "
+                    "LoRA/IA3 included; a multi-task model as one graph with one output per task; a classical-head "
+                    "folder as one graph per backbone plus its scikit-learn head) to ONNX, check it "
                     "against PyTorch on held-out rows, optionally quantise it to int8; writes the ONNX file(s), config "
                     "with labels, tokenizer or image processor and export_report.json.")  # fmt: skip
     parser.add_argument("--model", required=True, help="A trained model folder (a run's output_dir).")
@@ -194,13 +196,14 @@ def export_command(argv: list[str]) -> int:
         parser.add_argument(f"--{flag}", f"--{flag.replace('_', '-')}", help="Column of --data (default: the run's).")
     parser.add_argument("--batch_size", "--batch-size", type=int, default=32)
     args = parser.parse_args(argv)
-    if is_classical_folder(Path(args.model).expanduser()):
-        raise UserError(f"{args.model} is a classical-head (scikit-learn) model, which export does not support yet; "
-                        "supported: text sequence classification, token classification and image classification "
-                        "models")  # fmt: skip
     columns = {k: getattr(args, k) for k in ("text_column", "text_pair_column", "label_column", "image_column",
                                              "tokens_column", "tags_column")}  # fmt: skip
-    exporter = export_multitask if is_multitask_folder(Path(args.model).expanduser()) else export_model
+    folder = Path(args.model).expanduser()
+    exporter = export_model
+    if is_classical_folder(folder):
+        exporter = export_classical
+    elif is_multitask_folder(folder):
+        exporter = export_multitask
     report = exporter(args.model, args.out, args.format, args.quantize, args.data, columns, args.samples,
                       args.tolerance, args.accept_int8_drop, args.batch_size)  # fmt: skip
     print(format_report(report, args.out))
@@ -213,9 +216,14 @@ def export_command(argv: list[str]) -> int:
 def format_report(report: dict, out: str) -> str:
     fp32, int8 = report["fp32"], report["int8"]
     rows = report["parity_rows"]
+    if "max_abs_feature_diff_vs_pytorch" in fp32:  # a classical head: features from PyTorch, head from scikit-learn
+        diff = (f"max |feature - PyTorch| {fp32['max_abs_feature_diff_vs_pytorch']:.2e}, max |score - scikit-learn| "
+                f"{fp32['max_abs_score_diff_vs_sklearn']:.2e}")  # fmt: skip
+    else:
+        diff = f"max |logit - PyTorch| {fp32['max_abs_logit_diff_vs_pytorch']:.2e}"
     lines = [f"exported to {out} ({fp32['size_mb']} MB fp32); parity on {rows['count']} rows of {rows['source']}:",
-             f"  fp32: max |logit - PyTorch| {fp32['max_abs_logit_diff_vs_pytorch']:.2e} (tolerance "
-             f"{fp32['tolerance']:g}); {fp32['metric']} {fp32['onnx']:.2f} (PyTorch {fp32['pytorch']:.2f})"]  # fmt: skip
+             f"  fp32: {diff} (tolerance {fp32['tolerance']:g}); {fp32['metric']} {fp32['onnx']:.2f} (PyTorch "
+             f"{fp32['pytorch']:.2f})"]  # fmt: skip
     if int8:
         state = "REFUSED" if int8["refused"] else ("kept with a warning" if int8["warning"] else "ok")
         lines.append(f"  int8: {int8['metric']} {int8['int8']:.2f} ({-int8['drop_points']:+.2f} points vs fp32, "

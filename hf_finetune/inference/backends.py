@@ -26,7 +26,8 @@ PROCESSOR_FILES = ("preprocessor_config.json", "processor_config.json")
 
 
 def is_export_folder(folder) -> bool:
-    return (Path(folder) / EXPORT_REPORT).is_file() and (Path(folder) / ONNX_FP32).is_file()
+    """A folder `hf-finetune export` wrote (its report is written last, so a finished one)."""
+    return (Path(folder) / EXPORT_REPORT).is_file()
 
 
 def thread_count() -> int:
@@ -91,6 +92,7 @@ class OnnxBackend:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or thread_count()
         options.inter_op_num_threads = 1  # one graph at a time: extra inter-op threads only contend for cores
+        options.log_severity_level = 3  # errors only: shape-merge warnings of converted graphs are not the user's
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]

@@ -23,15 +23,13 @@ import numpy as np
 
 from hf_finetune.errors import UserError
 from hf_finetune.inference.backends import ONNX_FP32, ONNX_INT8
-from hf_finetune.inference.image_inputs import open_image
 from hf_finetune.inference.multitask import onnx_multitask
 from hf_finetune.inference.onnx_export import (
     DEFAULT_TOLERANCE,
     EXPORTER,
     MAX_INT8_DROP,
     apply_int8_rule,
-    check_out,
-    check_target,
+    check_export_request,
     dynamic_axes,
     export_graph,
     quantize_int8,
@@ -39,26 +37,10 @@ from hf_finetune.inference.onnx_export import (
     versions,
     write_staged,
 )
-from hf_finetune.inference.parity import parity_rows
+from hf_finetune.inference.parity import opened_rows
 from hf_finetune.tasks.multi_task import MULTITASK_FILE, MultiTaskPredictor
 
 METRIC = "agreement_with_fp32"  # the worst head's share of rows predicted as the fp32 reference predicts them
-
-
-def parity_inputs(folder: Path, predictor: MultiTaskPredictor, data: str | None, columns: dict, samples: int):
-    """(texts or opened images, where from): --data, else the run's test or validation rows."""
-    rows = parity_rows(folder, "single_label", predictor.modality, data, columns, samples, {})
-    if len(rows.inputs) < 2:
-        raise UserError(f"{rows.source} gives {len(rows.inputs)} rows; the parity check needs at least 2 (pass --data)")
-    if predictor.modality == "text":
-        return rows.inputs, rows.source
-    images = []
-    for i, source in enumerate(rows.inputs):
-        image, reason = open_image(source)
-        if image is None:
-            raise UserError(f"parity row {i} cannot be read ({reason}): pass --data with readable images")
-        images.append(image)
-    return images, rows.source
 
 
 def agreement(logits: dict, reference: dict) -> dict[str, float]:
@@ -102,7 +84,7 @@ def check_int8(reference: MultiTaskPredictor, staging: Path, inputs: list, where
                "max_abs_logit_diff_vs_fp32": max(float(np.abs(logits[t] - ref[t]).max()) for t in ref),
                "seconds": round(seconds, 3), "size_mb": size_mb(staging / ONNX_INT8), "refused": False,
                "warning": None}  # fmt: skip
-    return apply_int8_rule(section, staging, where, accept)
+    return apply_int8_rule(section, [staging / ONNX_INT8], where, accept)
 
 
 def save_folder_files(folder: Path, reference: MultiTaskPredictor, staging: Path) -> None:
@@ -119,12 +101,10 @@ def export_multitask(
 ) -> dict:  # fmt: skip
     """Export a multi-task folder, check every head, optionally quantise; returns the export report."""
     folder, out = Path(model_dir).expanduser(), Path(out).expanduser()
-    check_target(folder, out, fmt, quantize)
-    check_out(out)
-    if samples < 2:
-        raise UserError(f"--samples must be at least 2, got {samples}")
+    check_export_request(folder, out, fmt, quantize, samples)
     reference = MultiTaskPredictor(folder, batch_size=batch_size)
-    inputs, source = parity_inputs(folder, reference, data, columns or {}, samples)
+    inputs, rows = opened_rows(folder, reference.modality, data, columns or {}, samples)
+    source = rows.source
     where, image = f"{len(inputs)} rows of {source}", reference.modality == "image"
     example = reference.encode(inputs[:2])
 

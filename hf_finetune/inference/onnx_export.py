@@ -67,6 +67,14 @@ def check_request(folder: Path, out: Path, fmt: str, quantize: str | None) -> st
     return kind
 
 
+def check_export_request(folder: Path, out: Path, fmt: str, quantize: str | None, samples: int) -> None:
+    """The checks of a folder-level export (multi-task, classical) before it loads anything."""
+    check_target(folder, out, fmt, quantize)
+    check_out(out)
+    if samples < 2:
+        raise UserError(f"--samples must be at least 2, got {samples}")
+
+
 def check_out(out: Path) -> None:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UserError(f"--out {out} already exists and is not empty; choose a new folder")
@@ -102,7 +110,7 @@ def export_graph(model, example: dict, path: Path, image: bool, output_names: tu
     program.save(str(path))
 
 
-def export_text_graph(model, example: dict, path: Path, per_token: bool) -> None:
+def export_text_graph(model, example: dict, path: Path, per_token: bool, output_name: str = "logits") -> None:
     """The TorchScript exporter (TEXT_EXPORTER) with dynamic batch and sequence axes; inputs passed by name,
     so any family's argument order works."""
     import torch
@@ -117,32 +125,37 @@ def export_text_graph(model, example: dict, path: Path, per_token: bool) -> None
     order = list(inspect.signature(model.forward).parameters)
     names = sorted(example, key=lambda n: order.index(n) if n in order else len(order))
     axes = {name: {0: "batch", 1: "sequence"} for name in names}
-    axes["logits"] = {0: "batch", 1: "sequence"} if per_token else {0: "batch"}
+    axes[output_name] = {0: "batch", 1: "sequence"} if per_token else {0: "batch"}
     tensors = {name: torch.as_tensor(example[name]) for name in names}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer warnings about Python values in the graph: shapes are dynamic
         torch.onnx.export(
-            model.eval(), (), str(path), kwargs=tensors, dynamo=False, input_names=names, output_names=["logits"],
+            model.eval(), (), str(path), kwargs=tensors, dynamo=False, input_names=names, output_names=[output_name],
             dynamic_axes=axes, opset_version=OPSET,
         )  # fmt: skip
 
 
 def example_inputs(predictor: Predictor, rows, kind: str) -> dict:
-    """Two parity rows as the model's input tensors (two, so batch is not specialised to 1)."""
-    if predictor.loaded.modality == "image":
-        images = [to_rgb(open_image(s)[0] or _blank()) for s in rows.inputs[:2]] * (2 if len(rows.inputs) < 2 else 1)
-        return {
-            "pixel_values": predictor.loaded.image_processor(images=images[:2], return_tensors="np")["pixel_values"]
-        }
+    """Two parity rows as the model's input tensors (`example_tensors`)."""
+    loaded = predictor.loaded
+    return example_tensors(loaded.tokenizer, loaded.image_processor, rows.inputs, rows.pairs, predictor.max_length,
+                           split_words=kind == "token")  # fmt: skip
+
+
+def example_tensors(tokenizer, image_processor, inputs: list, pairs: list | None = None, max_length: int | None = None,
+                    split_words: bool = False) -> dict:  # fmt: skip
+    """Two rows (texts, word lists or image sources) as input tensors: two, so batch is not specialised to 1."""
+    if tokenizer is None:
+        images = [to_rgb(open_image(s)[0] or _blank()) for s in inputs[:2]] * (2 if len(inputs) < 2 else 1)
+        return {"pixel_values": image_processor(images=images[:2], return_tensors="np")["pixel_values"]}
     # The shortest and the longest row, so the example pads: a traced graph keeps only the paths its example took.
-    lengths = [len(str(x)) for x in rows.inputs]
+    lengths = [len(str(x)) for x in inputs]
     pick = [lengths.index(min(lengths)), lengths.index(max(lengths))]
-    texts = [rows.inputs[i] for i in pick]
-    pairs = [rows.pairs[i] for i in pick] if rows.pairs else None
-    encoded = predictor.loaded.tokenizer(*((texts, pairs) if pairs else (texts,)), truncation=True, padding=True,
-                                         max_length=predictor.max_length, is_split_into_words=kind == "token",
-                                         return_tensors="np")  # fmt: skip
-    names = [n for n in predictor.loaded.tokenizer.model_input_names if n in encoded]
+    texts = [inputs[i] for i in pick]
+    pairs = [pairs[i] for i in pick] if pairs else None
+    encoded = tokenizer(*((texts, pairs) if pairs else (texts,)), truncation=True, padding=True, max_length=max_length,
+                        is_split_into_words=split_words, return_tensors="np")  # fmt: skip
+    names = [n for n in tokenizer.model_input_names if n in encoded]
     return {n: encoded[n].astype(np.int64) for n in names}
 
 
@@ -220,12 +233,12 @@ def check_int8(reference: Predictor, staging: Path, rows, problem: str, fp32: di
                round(drop, 4), "max_drop_points": MAX_INT8_DROP, "max_abs_logit_diff_vs_fp32": max_abs_diff(ref, logits),
                "seconds": round(seconds, 3), "size_mb": size_mb(staging / ONNX_INT8),
                "refused": False, "warning": None}  # fmt: skip
-    return apply_int8_rule(section, staging, f"{len(rows.inputs)} rows of {rows.source}", accept)
+    return apply_int8_rule(section, [staging / ONNX_INT8], f"{len(rows.inputs)} rows of {rows.source}", accept)
 
 
-def apply_int8_rule(section: dict, staging: Path, rows: str, accept: bool) -> dict:
-    """Refuse (remove) the int8 file when it loses more than MAX_INT8_DROP points of the section's metric
-    against fp32, unless `accept`, which keeps it with a warning in the report and on stderr."""
+def apply_int8_rule(section: dict, int8_files: list[Path], rows: str, accept: bool) -> dict:
+    """Refuse (remove) the int8 file(s) when they lose more than MAX_INT8_DROP points of the section's metric
+    against fp32, unless `accept`, which keeps them with a warning in the report and on stderr."""
     drop = section["drop_points"]
     if drop > MAX_INT8_DROP:
         message = (f"int8 loses {drop:.2f} points of {section['metric']} against fp32 ({section['int8']:.2f} vs "
@@ -235,7 +248,8 @@ def apply_int8_rule(section: dict, staging: Path, rows: str, accept: bool) -> di
             print(f"WARNING: {section['warning']}", file=sys.stderr)
         else:
             section["refused"] = message
-            (staging / ONNX_INT8).unlink()
+            for path in int8_files:
+                path.unlink()
     return section
 
 

@@ -16,7 +16,7 @@ import yaml
 from hf_finetune.data.files import load_named_splits, read_data_file
 from hf_finetune.errors import UserError
 from hf_finetune.evaluation.metrics import entity_scores
-from hf_finetune.inference.image_inputs import dataset_images, folder_images
+from hf_finetune.inference.image_inputs import dataset_images, folder_images, open_image
 from hf_finetune.inference.postprocess import MULTI_LABEL, REGRESSION, TOKENS, sigmoid, word_tags
 from hf_finetune.inference.predictor import Predictor
 from hf_finetune.inference.scoring import parse_gold, score_logits, tag_lists, word_lists
@@ -36,11 +36,13 @@ class ParityRows:
     source: str
 
 
-def run_columns(folder: Path, overrides: dict) -> tuple[dict, dict]:
-    """(run_config.yaml values or {}, column names: the user's flags over the run's over the defaults)."""
+def run_columns(folder: Path, overrides: dict, recorded: dict | None = None) -> tuple[dict, dict]:
+    """(the run's data settings: `recorded`, else run_config.yaml's values, else {}; column names: the user's
+    flags over the run's over the defaults)."""
     path = folder / RUN_CONFIG
-    values = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    values = values if isinstance(values, dict) else {}
+    if recorded is None:
+        recorded = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    values = recorded if isinstance(recorded, dict) else {}
     columns = {k: overrides.get(k) or values.get(k) or default for k, default in COLUMN_DEFAULTS.items()}
     return values, columns
 
@@ -69,10 +71,11 @@ def rows_from_dataset(dataset, kind: str, modality: str, columns: dict, base: Pa
 
 
 def parity_rows(folder: Path, kind: str, modality: str, data: str | None, overrides: dict, limit: int,
-                id2label: dict) -> ParityRows:  # fmt: skip
-    """The first `limit` rows of --data, else of the run's test or validation rows."""
+                id2label: dict, recorded: dict | None = None) -> ParityRows:  # fmt: skip
+    """The first `limit` rows of --data, else of the run's test or validation rows (`recorded`: the run's data
+    settings where they are not in the folder's run_config.yaml)."""
 
-    values, columns = run_columns(folder, overrides)
+    values, columns = run_columns(folder, overrides, recorded)
     source = data or values.get("test_file") or values.get("validation_file")
     if source and Path(source).expanduser().is_dir() and not (Path(source) / "dataset_dict.json").exists():
         rows = folder_images(Path(source).expanduser())  # an image folder with class sub-folders
@@ -83,7 +86,7 @@ def parity_rows(folder: Path, kind: str, modality: str, data: str | None, overri
     else:
         name = source or values.get("dataset_name")
         if not name:
-            raise UserError(f"{folder} records no validation or test rows (run_config.yaml): pass --data FILE with "
+            raise UserError(f"{folder} records no validation or test rows: pass --data FILE with "
                             "rows to check the export on")  # fmt: skip
         splits = load_named_splits(name, values.get("dataset_config_name") if not data else None)
         split = next((s for s in ("test", "validation") if s in splits), None)
@@ -94,6 +97,24 @@ def parity_rows(folder: Path, kind: str, modality: str, data: str | None, overri
         dataset, base, source = splits[split], None, f"{name} ({split})"
     dataset = dataset.select(range(min(limit, len(dataset))))
     return rows_from_dataset(dataset, kind, modality, columns, base, str(source), id2label)
+
+
+def opened_rows(folder: Path, modality: str, data: str | None, overrides: dict, limit: int,
+                recorded: dict | None = None) -> tuple[list, ParityRows]:  # fmt: skip
+    """(texts or opened images, the rows) of single-label parity rows (`parity_rows`); fewer than 2 rows, or an
+    image that cannot be read, stops the check."""
+    rows = parity_rows(folder, "single_label", modality, data, overrides, limit, {}, recorded)
+    if len(rows.inputs) < 2:
+        raise UserError(f"{rows.source} gives {len(rows.inputs)} rows; the parity check needs at least 2 (pass --data)")
+    if modality == "text":
+        return rows.inputs, rows
+    images = []
+    for i, source in enumerate(rows.inputs):
+        image, reason = open_image(source)
+        if image is None:
+            raise UserError(f"parity row {i} cannot be read ({reason}): pass --data with readable images")
+        images.append(image)
+    return images, rows
 
 
 def all_logits(predictor: Predictor, rows: ParityRows, kind: str):

@@ -24,9 +24,9 @@ from hf_finetune.settings.arguments import ModelArguments
 class Backbone:
     """A frozen `AutoModel` with its tokenizer or image processor, in eval mode."""
 
-    def __init__(self, name: str, model, tokenizer=None, image_processor=None):
+    def __init__(self, name: str, model, tokenizer=None, image_processor=None, hidden_size: int | None = None):
         self.name, self.model, self.tokenizer, self.image_processor = name, model, tokenizer, image_processor
-        self.hidden_size = int(model.config.hidden_size)
+        self.hidden_size = int(hidden_size or model.config.hidden_size)
 
     @property
     def modality(self) -> str:
@@ -55,12 +55,16 @@ class Backbone:
 
     def _text(self, texts: list[str], pooling: str, max_seq_length: int):
         inputs = self.tokenizer(texts, padding=True, truncation=True, max_length=max_seq_length, return_tensors="pt")
-        return pool(self.model(**inputs), pooling, inputs["attention_mask"])
+        return self.pooled(dict(inputs), pooling)
 
     def _images(self, images: list, pooling: str):
 
         pixel_values = self.image_processor(images=[to_rgb(i) for i in images], return_tensors="pt")["pixel_values"]
-        return pool(self.model(pixel_values=pixel_values), pooling)
+        return self.pooled({"pixel_values": pixel_values}, pooling)
+
+    def pooled(self, inputs: dict, pooling: str) -> torch.Tensor:
+        """One vector per example from the model's input tensors: the seam an exported backbone replaces."""
+        return pool(self.model(**inputs), pooling, inputs.get("attention_mask"))
 
 
 def _length_order(tokenizer, texts: list[str], max_seq_length: int) -> list[int]:
@@ -143,3 +147,17 @@ def pool(outputs, pooling: str = "cls", attention_mask=None) -> torch.Tensor:
         return hidden[:, 1:].mean(1)
     mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
     return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+
+
+class PooledEncoder(torch.nn.Module):
+    """A backbone's model and its pooling as one module: what an export traces, so its graph outputs the
+    features a classical head reads (no pooling code needed beside the graph)."""
+
+    def __init__(self, model, pooling: str):
+        super().__init__()
+        self.model, self.pooling = model, pooling
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, pixel_values=None):
+        given = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids,
+                 "pixel_values": pixel_values}  # fmt: skip
+        return pool(self.model(**{k: v for k, v in given.items() if v is not None}), self.pooling, attention_mask)
