@@ -80,12 +80,13 @@ def train_classical(folder: Path, sizes: dict) -> None:
     run_classical(features, "logreg", folder, cv=0, overwrite=True)
 
 
-def ensure_models(root: Path, sizes: dict) -> dict[str, Path]:
+def ensure_models(root: Path, sizes: dict, modalities=MODALITIES) -> dict[str, Path]:
     """Train and export each model unless a finished one is there (delete the folder to redo it)."""
     from hf_finetune.outputs import is_finished
 
     models = {}
-    for modality, train in (("text", train_text), ("image", train_image), ("classical", train_classical)):
+    trainers = {"text": train_text, "image": train_image, "classical": train_classical}
+    for modality, train in ((m, trainers[m]) for m in modalities):
         folder, export = root / f"{modality}-model", root / f"{modality}-onnx"
         if not is_finished(folder):
             train(folder, sizes)
@@ -236,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = dict(QUICK if args.quick else FULL)
     sizes.update({k: getattr(args, k) for k in ("texts", "images") if getattr(args, k)})
     root = Path(args.models) if args.models else MODELS / ("quick" if args.quick else "full")
-    models = ensure_models(root, sizes)
+    models = ensure_models(root, sizes, [args.modality] if args.modality else MODALITIES)
     rows = []
     for modality, n in (("text", sizes["texts"]), ("image", sizes["images"]), ("classical", sizes["texts"])):
         if args.modality and modality != args.modality:

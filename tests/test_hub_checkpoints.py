@@ -120,7 +120,10 @@ def recipe(train_file: Path, out: Path, *extra: str) -> list[str]:
 @pytest.mark.slow
 def test_a_preempted_run_continues_from_its_pushed_checkpoint_on_a_new_machine(folder_hub, fortunes_csv, tmp_path):
     first_machine, second_machine = tmp_path / "machine-a" / "model", tmp_path / "machine-b" / "model"
-    cfg = parse_config(recipe(fortunes_csv["train"], first_machine, "--hub_strategy", "checkpoint"))
+    # hub_always_push: each save waits for the previous upload, so both are pushed however slow the machine is
+    # (by default a save during an upload is skipped: at load 5 checkpoint-3 was).
+    cfg = parse_config(recipe(fortunes_csv["train"], first_machine, "--hub_strategy", "checkpoint",
+                              "--hub_always_push", "true"))  # fmt: skip
     with pytest.raises(UserError, match="stopped by SIGTERM"):
         run(cfg, callbacks=(SigtermAt(2),))  # the stop is agreed at the next step: checkpoint-3 saved (and pushed)
 
