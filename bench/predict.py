@@ -226,7 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--texts", type=int, help="Measure on the first N test texts (default 551, all).")
     parser.add_argument("--images", type=int, help="Measure on the first N test images (default 2000).")
     parser.add_argument("--modality", choices=MODALITIES, help="Measure one model only.")
-    parser.add_argument("--out", default=str(BENCH_DIR / "predict_results"), help="Results: OUT.json and OUT.md.")
+    parser.add_argument("--out", help="Results: OUT.json and OUT.md (default bench/predict_results, with --modality "
+                        "M bench/predict_results_M: one model's rows do not replace the full table).")  # fmt: skip
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -259,8 +260,9 @@ def main(argv: list[str] | None = None) -> int:
     table = markdown(results)
     print("\n" + table)
     if not args.quick:
-        Path(args.out + ".json").write_text(json.dumps(results, indent=2) + "\n")
-        Path(args.out + ".md").write_text(table)
+        out = args.out or str(BENCH_DIR / ("predict_results" + (f"_{args.modality}" if args.modality else "")))
+        Path(out + ".json").write_text(json.dumps(results, indent=2) + "\n")
+        Path(out + ".md").write_text(table)
     return 0
 
 

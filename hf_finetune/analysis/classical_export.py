@@ -12,6 +12,9 @@ PyTorch's, and the exported head against scikit-learn on PyTorch's features (sam
 `--tolerance`); the accuracy of the whole exported chain is reported beside PyTorch + scikit-learn's. int8
 quantises the backbone graphs (where the time goes) and keeps the head in fp32 (a few kB, and a scaler and a
 linear model are where int8 arithmetic would cost accuracy); it is judged by the 1-point rule of every export.
+The backbones are quantised per channel: a frozen backbone's features go to the head unadapted, and per-tensor
+scales cost a logistic regression on mean-pooled MiniLM features 1.8 points of test accuracy (0.762 -> 0.744,
+551 fortunes test texts), per-channel scales 0.5 (0.757), at the same speed.
 
 Not exported: the kNN head (distance-weighted). skl2onnx 1.20 negates the neighbour distances before it
 weighs them (onnx/sklearn-onnx#1214, open), so the graph weighs all neighbours alike: it agreed with
@@ -192,7 +195,7 @@ def check_int8(staging: Path, count: int, inputs: list, gold, where: str, fp32: 
     """Quantise every backbone graph, then the chain's metric on the same rows, by the 1-point rule."""
     backbones = [staging / BACKBONE_FOLDER.format(i) for i in range(count)]
     for folder in backbones:
-        quantize_int8(folder / ONNX_FP32, folder / ONNX_INT8)
+        quantize_int8(folder / ONNX_FP32, folder / ONNX_INT8, per_channel=True)
     int8 = OnnxClassicalPredictor(staging, int8=True)
     (classes, _), seconds = timed(lambda: int8.head(int8.features(inputs)))
     _, value = chain_metric(classes, gold, fp32_classes)

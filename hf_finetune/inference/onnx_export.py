@@ -165,14 +165,15 @@ def _blank():
     return Image.new("RGB", (32, 32))
 
 
-def quantize_int8(source: Path, target: Path) -> None:
+def quantize_int8(source: Path, target: Path, per_channel: bool = False) -> None:
     """Dynamic int8: MatMul/Gemm weights (where transformer encoders spend their time) and embedding tables
     (Gather: most of a small encoder's file) in int8; convolutions stay fp32, as ONNX Runtime's dynamic
-    int8 convolutions are slower than its fp32 ones on CPU."""
+    int8 convolutions are slower than its fp32 ones on CPU. `per_channel`: one scale per output channel
+    instead of per tensor (what frozen features for a classical head need: docs/deployment.md)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic  # heavy optional dependency (`export` extra)
 
     logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # its pre-processing hint
-    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8,
+    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=per_channel,
                      op_types_to_quantize=["MatMul", "Gemm", "Gather"])  # fmt: skip
 
 
