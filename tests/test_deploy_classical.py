@@ -84,16 +84,29 @@ def test_logreg_export_checks_its_features_test_rows_and_predicts_as_the_folder(
         assert code == 0 and stdout.startswith("40 examples: accuracy 1.0000"), err
 
 
-def test_svm_export_scores_decision_values_as_the_folder_does(text_features, texts, tmp_path, capsys):
-    """LinearSVC has no probabilities: the graph's decision values go through the folder's softmax."""
+def test_two_backbones_and_an_svm_head(minilm_dir, fortunes, texts, tmp_path, capsys):
+    """Two backbones (features side by side) get a graph each; LinearSVC has no probabilities, so the graph's
+    decision values go through the folder's softmax."""
+    from test_deploy import tiny_bert
+    from transformers import AutoModelForSequenceClassification
+
+    tiny = tiny_bert(tmp_path / "tiny", minilm_dir, AutoModelForSequenceClassification, ["a", "b"])
+    names = fortunes["train"].features["label"].names
+    splits = {"train": fortunes["train"].select(range(120)), "test": fortunes["test"].select(range(30))}
+    sets = extract_splits([minilm_dir, str(tiny)], splits, names, column="text", label_column="label", pooling="mean",
+                          progress=False)  # fmt: skip
     folder, out = tmp_path / "svm", tmp_path / "svm_onnx"
-    run_classical(text_features, "linear_svm", folder, cv=0)
-    code, _, err = run_cli(["export", "--model", str(folder), "--out", str(out), "--samples", "20"], capsys)
+    run_classical(sets, "linear_svm", folder, cv=0)
+    rows = tmp_path / "rows.csv"
+    pd.DataFrame({"text": texts[:20], "label": ["science"] * 20}).to_csv(rows, index=False)
+    code, _, err = run_cli(["export", "--model", str(folder), "--out", str(out), "--data", str(rows)], capsys)
     assert code == 0, err
-    assert read_json(out / "export_report.json")["int8"] is None and not (out / "backbone-0/model_int8.onnx").exists()
-    exported = OnnxClassicalPredictor(out)
+    report = read_json(out / "export_report.json")
+    assert report["fp32"]["files"] == ["backbone-0/model.onnx", "backbone-1/model.onnx", "head.onnx"]
+    assert report["int8"] is None and not (out / "backbone-0" / "model_int8.onnx").exists()
     x = load_classical(folder).features(texts[:8])
-    classes, scores = exported.head(x)
+    assert x.shape == (8, 384 + 32)
+    classes, scores = OnnxClassicalPredictor(out).head(x)
     ref_classes, ref_scores = load_classical(folder).head(x)
     assert (classes == ref_classes).all() and np.allclose(scores, ref_scores, atol=1e-5)
     same_predictions(predictions(out, texts, tmp_path, capsys), predictions(folder, texts, tmp_path, capsys))
