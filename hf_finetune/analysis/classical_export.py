@@ -46,6 +46,8 @@ from hf_finetune.inference.onnx_export import (
     export_graph,
     export_text_graph,
     quantize_int8,
+    size_mb,
+    timed,
     versions,
     write_staged,
 )
@@ -153,11 +155,6 @@ def recorded_data(info: dict) -> dict | None:
         return None
 
 
-def timed(run, *args):
-    started = time.perf_counter()
-    return run(*args), time.perf_counter() - started
-
-
 def chain_metric(classes: np.ndarray, gold: list[int] | None, reference: np.ndarray) -> tuple[str, float]:
     """(name, points): accuracy against the gold labels, else agreement with the reference's labels."""
     if gold is not None:
@@ -186,7 +183,7 @@ def check_fp32(reference: ClassicalPredictor, staging: Path, inputs: list, gold,
     files = [f"{BACKBONE_FOLDER.format(i)}/{ONNX_FP32}" for i in range(len(reference.backbones))] + [HEAD_FILE]
     section = {"files": files, "max_abs_feature_diff_vs_pytorch": feature_diff,
                "max_abs_score_diff_vs_sklearn": score_diff, "tolerance": tolerance, "metric": name,
-               "pytorch": torch_value, "onnx": value, "size_mb": size_mb(staging, files),
+               "pytorch": torch_value, "onnx": value, "size_mb": size_mb(*(staging / f for f in files)),
                "seconds": {"pytorch": round(torch_seconds, 3), "onnx": round(seconds, 3)}}  # fmt: skip
     return section, classes
 
@@ -203,13 +200,9 @@ def check_int8(staging: Path, count: int, inputs: list, gold, where: str, fp32: 
     section = {"files": files, "metric": fp32["metric"], "fp32": fp32["onnx"], "int8": value,
                "drop_points": round(fp32["onnx"] - value, 4), "max_drop_points": MAX_INT8_DROP,
                "agreement_with_fp32": round(100 * float(np.mean(classes == fp32_classes)), 4),
-               "seconds": round(seconds, 3), "size_mb": size_mb(staging, files), "refused": False,
+               "seconds": round(seconds, 3), "size_mb": size_mb(*(staging / f for f in files)), "refused": False,
                "warning": None}  # fmt: skip
     return apply_int8_rule(section, [staging / f for f in files], where, accept)
-
-
-def size_mb(staging: Path, files: list[str]) -> float:
-    return round(sum((staging / f).stat().st_size for f in files) / 2**20, 1)
 
 
 def export_classical(

@@ -34,6 +34,7 @@ from hf_finetune.inference.onnx_export import (
     export_graph,
     quantize_int8,
     size_mb,
+    timed,
     versions,
     write_staged,
 )
@@ -49,15 +50,10 @@ def agreement(logits: dict, reference: dict) -> dict[str, float]:
             for task in reference}  # fmt: skip
 
 
-def timed(predictor: MultiTaskPredictor, inputs: list) -> tuple[dict, float]:
-    started = time.perf_counter()
-    return predictor.logits(inputs), time.perf_counter() - started
-
-
 def check_fp32(reference: MultiTaskPredictor, staging: Path, inputs: list, where: str, tolerance: float):
     """Every head's fp32 ONNX logits against PyTorch's; a difference above `tolerance` stops the export."""
-    ref, torch_seconds = timed(reference, inputs)
-    logits, seconds = timed(onnx_multitask(staging / ONNX_FP32, reference.batch_size), inputs)
+    ref, torch_seconds = timed(reference.logits, inputs)
+    logits, seconds = timed(onnx_multitask(staging / ONNX_FP32, reference.batch_size).logits, inputs)
     diffs = {task: float(np.abs(logits[task] - ref[task]).max()) for task in ref}
     worst = max(diffs, key=lambda task: np.inf if np.isnan(diffs[task]) else diffs[task])  # NaN: the worst
     if not all(d <= tolerance for d in diffs.values()):  # also catches NaN
@@ -76,7 +72,7 @@ def check_int8(reference: MultiTaskPredictor, staging: Path, inputs: list, where
                accept: bool) -> dict:  # fmt: skip
     """Quantise, then every head's agreement with fp32 on the same rows; the worst head meets the 1-point rule."""
     quantize_int8(staging / ONNX_FP32, staging / ONNX_INT8)
-    logits, seconds = timed(onnx_multitask(staging / ONNX_INT8, reference.batch_size), inputs)
+    logits, seconds = timed(onnx_multitask(staging / ONNX_INT8, reference.batch_size).logits, inputs)
     per_task = agreement(logits, ref)
     value = min(per_task.values())
     section = {"file": ONNX_INT8, "metric": METRIC, "fp32": fp32["onnx"], "int8": value, "per_task": per_task,

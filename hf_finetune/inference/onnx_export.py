@@ -193,9 +193,8 @@ def versions() -> dict:
 
 
 def timed_logits(predictor: Predictor, rows, problem: str):
-    started = time.perf_counter()
-    logits, encodings = all_logits(predictor, rows, problem)
-    return logits, encodings, time.perf_counter() - started
+    (logits, encodings), seconds = timed(all_logits, predictor, rows, problem)
+    return logits, encodings, seconds
 
 
 def onnx_predictor(path: Path, like: Loaded, batch_size: int) -> Predictor:
@@ -304,8 +303,15 @@ def dynamic_axes(image: bool) -> list[str]:
     return ["batch"] if image else ["batch", "sequence"]
 
 
-def size_mb(path: Path) -> float:
-    return round(path.stat().st_size / 2**20, 1)
+def size_mb(*paths: Path) -> float:
+    """The files' total size in MB, one decimal."""
+    return round(sum(path.stat().st_size for path in paths) / 2**20, 1)
+
+
+def timed(run, *args):
+    """(run(*args), seconds it took)."""
+    started = time.perf_counter()
+    return run(*args), time.perf_counter() - started
 
 
 def write_staged(out: Path, build) -> dict:
